@@ -1,0 +1,7 @@
+"""Models and training: the students, the Restormer teacher, checkpoints, distillation."""
+
+from distill.checkpoint import DEFAULT_MODEL, load_student, save_student
+from distill.errors import KdcamError
+from distill.students import STUDENTS, create_student
+
+__all__ = ["DEFAULT_MODEL", "STUDENTS", "KdcamError", "create_student", "load_student", "save_student"]

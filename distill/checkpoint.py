@@ -1,0 +1,95 @@
+"""Student checkpoints: safetensors weights with the config embedded, plus a JSON sidecar.
+
+A checkpoint is ``NAME.safetensors``; its metadata holds the architecture, the config and
+the model card as JSON, so the model is rebuilt from that file alone. Beside it,
+``NAME.json`` repeats that JSON for people and tools, and ``NAME.onnx`` (when exported)
+holds the frame graph for the ONNX-based engines. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from distill.atomic import atomic_path, atomic_write_text
+from distill.errors import KdcamError
+from distill.students import ResidualStudent, build_from_config, config_from_dict, config_to_dict
+
+FORMAT = "kdcam-student"
+FORMAT_VERSION = 1
+_META_KEY = "kdcam"
+
+#: the shipped default student, inside the package
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default" / "student.safetensors"
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """The checkpoint file for ``--model``: None means the shipped default; a folder means
+    the single ``*.safetensors`` inside it."""
+    if model is None:
+        return DEFAULT_MODEL
+    path = Path(model).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("*.safetensors"))
+        if len(found) != 1:
+            raise KdcamError(f"{path}: expected one .safetensors student checkpoint in this folder, found {len(found)}")
+        path = found[0]
+    if not path.is_file():
+        raise KdcamError(f"{path}: model file not found; pass a .safetensors checkpoint written by `kdcam distill export`")
+    return path
+
+
+def read_metadata(path: Path) -> dict:
+    """The checkpoint's JSON metadata; raises KdcamError for anything that is not ours."""
+    not_ours = f"{path}: not a kdcam student checkpoint (expected a .safetensors file written by `kdcam distill export`)"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        raise KdcamError(not_ours) from None
+    try:
+        data = json.loads(meta[_META_KEY])
+    except (KeyError, json.JSONDecodeError):
+        raise KdcamError(not_ours) from None
+    if data.get("format") != FORMAT:
+        raise KdcamError(not_ours)
+    if data.get("version", 0) > FORMAT_VERSION:
+        raise KdcamError(f"{path}: written by a newer kdcam (format {data['version']}); upgrade kdcam")
+    return data
+
+
+def load_student(model: str | Path | None = None) -> tuple[ResidualStudent, dict]:
+    """Load a student (in eval mode) and its metadata (``arch``, ``config``, ``card``)."""
+    path = resolve_model_path(model)
+    meta = read_metadata(path)
+    student = build_from_config(meta["arch"], config_from_dict(meta["config"]))
+    try:
+        student.load_state_dict(load_file(str(path)), strict=True)
+    except (RuntimeError, SafetensorError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise KdcamError(f"{path}: weights do not match its config ({first}); re-export it") from None
+    return student.eval(), meta
+
+
+def save_student(student: ResidualStudent, path: str | Path, *, card: dict | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise KdcamError(f"{path}: student checkpoints are .safetensors files")
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "arch": student.arch,
+        "config": config_to_dict(student.config),
+        "card": card or {},
+    }
+    text = json.dumps(meta, indent=2, sort_keys=False)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in student.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+    atomic_write_text(path.with_suffix(".json"), text + "\n")
+    return path

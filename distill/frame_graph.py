@@ -1,0 +1,62 @@
+"""The graphs that engines run on each frame.
+
+``DeltaGraph`` (CPU engines): the luma plane (or the BGR planes) as uint8 in, the
+sharpening delta as int16 out. The host does the cheap per-pixel work with OpenCV's
+saturating uint8 kernels (grey conversion in, ``frame + delta`` out), which at 1080p is
+several times faster than float elementwise ops over the whole BGR frame in a graph.
+
+``FrameGraph`` (GPU engines): the whole frame, uint8 BGR in and out, with luma
+extraction, blend, rounding and clamping on the device, so the host makes one upload and
+one download per frame.
+
+Both compute ``round(strength * 255 * residual)``, so for the same network input they
+agree exactly; the reference is ``frame + that``, clamped to 0..255.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distill.students import BGR_TO_LUMA, ResidualStudent
+
+
+class DeltaGraph(nn.Module):
+    """``forward(planes uint8 [H, W] (luma) or [H, W, 3] (BGR), strength [1]) -> int16 delta``."""
+
+    def __init__(self, student: ResidualStudent, *, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.student = student.collapse().to(dtype)
+        self.dtype = dtype
+        self.luma = student.in_channels == 1
+
+    def forward(self, planes: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        x = planes.to(self.dtype) * (1.0 / 255.0)
+        x = x.unsqueeze(0).unsqueeze(0) if self.luma else x.permute(2, 0, 1).unsqueeze(0)
+        r = self.student.residual(x).to(torch.float32)
+        r = r[0, 0] if self.luma else r[0].permute(1, 2, 0)
+        return torch.round(r * (strength * 255.0)).to(torch.int16)
+
+
+class FrameGraph(nn.Module):
+    """``forward(frame uint8 [H, W, 3], strength [1]) -> uint8 [H, W, 3]``; all on device."""
+
+    def __init__(self, student: ResidualStudent, *, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.student = student.collapse().to(dtype)
+        self.dtype = dtype
+        self.luma = student.in_channels == 1
+        self.register_buffer("luma_weights", torch.tensor(BGR_TO_LUMA, dtype=torch.float32).view(3, 1))
+
+    def forward(self, frame: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        x = frame.to(torch.float32)  # [H, W, 3], 0..255
+        if self.luma:
+            # OpenCV's grey conversion rounds luma to uint8; do the same so CPU and GPU
+            # engines feed the network identical inputs.
+            y = torch.round(torch.matmul(x, self.luma_weights)) * (1.0 / 255.0)  # [H, W, 1]
+            planes = y.permute(2, 0, 1).unsqueeze(0)
+        else:
+            planes = (x * (1.0 / 255.0)).permute(2, 0, 1).unsqueeze(0)
+        r = self.student.residual(planes.to(self.dtype)).to(torch.float32)[0].permute(1, 2, 0)
+        delta = torch.round(r * (strength * 255.0))
+        return torch.clamp(x + delta, 0.0, 255.0).to(torch.uint8)

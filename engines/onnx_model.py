@@ -1,0 +1,55 @@
+"""Find or make the ONNX frame graph of a student checkpoint.
+
+A checkpoint may ship its ONNX files beside it (``NAME.delta-fp32.onnx``, ...); each
+file records the sha256 of the weights it was exported from, so a stale one is never
+used. Otherwise the graph is exported once into the per-user cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from distill.checkpoint import load_student, resolve_model_path
+from distill.onnx_export import export_onnx, file_sha256
+
+WEIGHTS_KEY = "kdcam_weights_sha256"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("KDCAM_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kdcam"
+    return Path(root)
+
+
+def sibling_onnx(weights: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
+    return weights.with_suffix(f".{graph}-{precision}.onnx")
+
+
+def stamped_weights(onnx_path: Path) -> str | None:
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # a corrupt cache entry is simply re-exported
+        return None
+    return next((p.value for p in model.metadata_props if p.key == WEIGHTS_KEY), None)
+
+
+def write_onnx(weights: Path, onnx_path: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
+    """Export the checkpoint's graph to ``onnx_path``, stamped with the weights' sha256."""
+    student, _ = load_student(weights)
+    meta = {WEIGHTS_KEY: file_sha256(weights)}
+    return export_onnx(student, onnx_path, graph=graph, precision=precision, metadata=meta)
+
+
+def onnx_for(model: str | Path | None, *, graph: str = "delta", precision: str = "fp32") -> Path:
+    """The ONNX file for a checkpoint: its shipped sibling if current, else a cached export."""
+    weights = resolve_model_path(model)
+    sha = file_sha256(weights)
+    sibling = sibling_onnx(weights, graph=graph, precision=precision)
+    if sibling.is_file() and stamped_weights(sibling) == sha:
+        return sibling
+    cached = cache_dir() / "onnx" / f"{sha[:20]}.{graph}-{precision}.onnx"
+    if cached.is_file() and stamped_weights(cached) == sha:
+        return cached
+    return write_onnx(weights, cached, graph=graph, precision=precision)

@@ -1,0 +1,89 @@
+"""OpenVINO on the CPU: bf16 on CPUs with AMX/AVX512-BF16, fp32 elsewhere.
+
+OpenVINO compiles fixed shapes fastest, so the graph is reshaped and compiled once per
+frame size (a webcam's size does not change mid-call).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engines.frame_engine import DeltaEngine
+from engines.onnx_model import onnx_for
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def availability() -> str | None:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "openvino is not installed (pip install 'kdcam[openvino]')"
+    return None
+
+
+def supports_bf16(core) -> bool:
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class OpenVinoEngine(DeltaEngine):
+    name = "openvino"
+
+    def __init__(self, *, onnx_path: Path, multiple: int, luma: bool, precision: str = "auto", threads: int = 0) -> None:
+        import openvino as ov
+
+        super().__init__(multiple=multiple, luma=luma)
+        if precision not in PRECISIONS:
+            from distill.errors import KdcamError
+
+            raise KdcamError(f"unknown OpenVINO precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+        self._ov = ov
+        self._core = ov.Core()
+        if precision == "auto":
+            precision = "bf16" if supports_bf16(self._core) else "fp32"
+        self.precision = precision
+        self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            self._config["INFERENCE_NUM_THREADS"] = threads
+        self._model = self._core.read_model(str(onnx_path))
+        self._compiled_shape: tuple[int, ...] | None = None
+        self._request = None
+        self._strength = np.ones(1, np.float32)
+
+    def _compile(self, shape: tuple[int, ...]) -> None:
+        model = self._model.clone()
+        model.reshape({"planes": list(shape), "strength": [1]})
+        compiled = self._core.compile_model(model, "CPU", self._config)
+        self._request = compiled.create_infer_request()
+        self._compiled_shape = shape
+
+    def _infer(self, planes: np.ndarray, strength: float, delta: np.ndarray) -> None:
+        if self._compiled_shape != planes.shape:
+            self._compile(planes.shape)
+        self._strength[0] = strength
+        req = self._request
+        req.set_tensor("planes", self._ov.Tensor(planes, shared_memory=True))
+        req.set_tensor("strength", self._ov.Tensor(self._strength, shared_memory=True))
+        # The result lands straight in our preallocated buffer.
+        req.set_tensor("delta", self._ov.Tensor(delta, shared_memory=True))
+        req.infer()
+
+    def describe(self) -> str:
+        return f"openvino {self._ov.get_version().split('-')[0]} (CPU, {self.precision})"
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled_shape = None
+        super().close()
+
+
+def create(*, model: str | Path | None, student, precision: str = "auto", threads: int = 0, **_) -> OpenVinoEngine:
+    return OpenVinoEngine(
+        onnx_path=onnx_for(model),
+        multiple=student.multiple,
+        luma=student.in_channels == 1,
+        precision=precision,
+        threads=threads,
+    )

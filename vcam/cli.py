@@ -1,0 +1,37 @@
+"""The ``kdcam`` command line: thin typer wrappers over keyword-only functions.
+
+Each command module defines its typer-annotated functions; they are registered here.
+``KdcamError`` becomes its one-line message on stderr and exit code 1; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from distill.errors import KdcamError
+
+app = typer.Typer(
+    name="kdcam",
+    help="KD Sharpen Cam: a virtual webcam that sharpens every frame with a distilled CNN.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# --- command registration (one line per command module) ---
+# (commands are added below as their modules land)
+
+
+def main() -> None:
+    try:
+        app()
+    except KdcamError as err:
+        print(f"kdcam: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
