@@ -1,0 +1,182 @@
+"""Degradations: determinism, shape/range, and that each kind does its own kind of damage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+from distill.degrade import (
+    JPEG,
+    PRESETS,
+    GaussianBlur,
+    MotionBlur,
+    Noise,
+    Resize,
+    degrade,
+    disk_kernel,
+    get_preset,
+    motion_kernel,
+)
+from distill.errors import KdcamError
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PHOTO = SHARED / "data" / "eval" / "skimage_astronaut.png"
+
+RANDOM_PRESETS = ["defocus", "motion", "stream", "stream-mpeg4", "webcam"]
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    if not PHOTO.exists():
+        pytest.skip(f"shared test photo missing: {PHOTO}")
+    image = cv2.imread(str(PHOTO), cv2.IMREAD_COLOR)
+    return image[:192, 128:384].astype(np.float32) / 255.0  # the face and some texture
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    noise = rng.random((96, 128, 3), dtype=np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 1.0)
+
+
+def _degrade_or_skip(image: np.ndarray, preset: str, seed: int) -> np.ndarray:
+    try:
+        return degrade(image, preset, seed=seed)
+    except KdcamError as err:
+        if preset == "stream-mpeg4":
+            pytest.skip(f"OpenCV here has no mp4v writer: {err}")
+        raise
+
+
+def hf_energy(image: np.ndarray, axis: int | None = None) -> float:
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if axis is None:
+        return float(np.mean(cv2.Laplacian(grey, cv2.CV_32F) ** 2))
+    return float(np.mean(np.diff(grey, axis=axis) ** 2))
+
+
+def test_registry_has_the_required_presets() -> None:
+    for name in ("bicubic-x2", "defocus", "motion", "stream", "webcam", "gaussian-1.4"):
+        assert name in PRESETS
+
+
+def test_unknown_preset_lists_the_valid_names() -> None:
+    with pytest.raises(KdcamError) as info:
+        get_preset("blurry")
+    message = str(info.value)
+    assert "blurry" in message and "webcam" in message and "gaussian-1.4" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_same_seed_gives_identical_bytes(synthetic: np.ndarray, preset: str) -> None:
+    a = _degrade_or_skip(synthetic, preset, 3)
+    b = _degrade_or_skip(synthetic, preset, 3)
+    assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("preset", RANDOM_PRESETS)
+def test_different_seeds_differ(synthetic: np.ndarray, preset: str) -> None:
+    outputs = {_degrade_or_skip(synthetic, preset, seed).tobytes() for seed in range(3)}
+    assert len(outputs) > 1
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_preset_keeps_shape_dtype_range_and_degrades(photo: np.ndarray, preset: str) -> None:
+    for seed in (0, 1):
+        out = _degrade_or_skip(photo, preset, seed)
+        assert out.shape == photo.shape
+        assert out.dtype == np.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        psnr = peak_signal_noise_ratio(photo, out, data_range=1.0)
+        assert np.isfinite(psnr) and 15.0 < psnr < 40.0, (preset, seed, psnr)
+
+
+def test_input_is_not_modified_and_uint8_is_accepted(photo: np.ndarray) -> None:
+    before = photo.copy()
+    out_float = degrade(photo, "webcam", seed=5)
+    assert np.array_equal(photo, before)
+    as_uint8 = np.clip(photo * 255 + 0.5, 0, 255).astype(np.uint8)
+    out_uint8 = degrade(as_uint8, "gaussian-1.4", seed=0)
+    assert out_uint8.dtype == np.float32 and out_float.dtype == np.float32
+    assert np.abs(out_uint8 - degrade(photo, "gaussian-1.4", seed=0)).max() < 2.0 / 255
+
+
+def test_gaussian_preset_is_sigma_1_4(photo: np.ndarray) -> None:
+    # OpenCV's own kernel reaches 4 sigma, ours 3 sigma: they agree to well under 1/255
+    expected = cv2.GaussianBlur(photo, (0, 0), 1.4, borderType=cv2.BORDER_REFLECT_101)
+    np.testing.assert_allclose(degrade(photo, "gaussian-1.4", seed=0), expected, atol=2e-4)
+
+
+def test_bicubic_x2_is_down_then_up(photo: np.ndarray) -> None:
+    h, w = photo.shape[:2]
+    small = cv2.resize(photo, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC)
+    expected = np.clip(cv2.resize(np.clip(small, 0, 1), (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+    np.testing.assert_allclose(degrade(photo, "bicubic-x2", seed=0), expected, atol=1e-6)
+
+
+def test_blurs_remove_high_frequencies(photo: np.ndarray) -> None:
+    clean = hf_energy(photo)
+    for preset in ("defocus", "gaussian-1.4", "bicubic-x2"):
+        assert hf_energy(degrade(photo, preset, seed=0)) < 0.5 * clean, preset
+
+
+def test_motion_blur_is_directional(photo: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    horizontal = MotionBlur(length=9.0, angle=0.0)(photo, rng)
+    # along the motion, neighbouring pixels become alike; across it, edges mostly stay
+    along = hf_energy(horizontal, axis=1) / hf_energy(photo, axis=1)
+    across = hf_energy(horizontal, axis=0) / hf_energy(photo, axis=0)
+    assert along < 0.5 * across
+
+
+def _blockiness(image: np.ndarray) -> float:
+    """Mean |horizontal step| across 8-pixel block borders over the mean step elsewhere."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float64)
+    steps = np.abs(np.diff(grey, axis=1)).mean(axis=0)  # steps[x] is between x and x+1
+    at_border = steps[7::8].mean()
+    inside = np.delete(steps, np.arange(7, steps.size, 8)).mean()
+    return float(at_border / inside)
+
+
+def test_jpeg_leaves_block_artifacts(photo: np.ndarray) -> None:
+    compressed = JPEG(quality=20)(photo, np.random.default_rng(0))
+    assert _blockiness(photo) < 1.1
+    assert _blockiness(compressed) > 1.2
+
+
+def test_stream_adds_compression_on_top_of_scaling(photo: np.ndarray) -> None:
+    scale_only = Resize(factor=2.0, down="area", up="bilinear")(photo, np.random.default_rng(0))
+    streamed = Resize(factor=2.0, down="area", up="bilinear", inner=JPEG(quality=20))(photo, np.random.default_rng(0))
+    assert peak_signal_noise_ratio(photo, streamed, data_range=1.0) < peak_signal_noise_ratio(photo, scale_only, data_range=1.0) - 0.5
+
+
+def test_noise_adds_energy_and_luma_fraction_one_is_grey(photo: np.ndarray) -> None:
+    mid = np.full((64, 64, 3), 0.5, np.float32)
+    out = Noise(read=0.02, shot=0.01, luma_fraction=1.0)(mid, np.random.default_rng(1))
+    diff = out - mid
+    assert diff.std() > 0.01
+    np.testing.assert_allclose(diff[..., 0], diff[..., 1], atol=1e-6)
+    np.testing.assert_allclose(diff[..., 1], diff[..., 2], atol=1e-6)
+    coloured = Noise(read=0.02, shot=0.0, luma_fraction=0.0)(mid, np.random.default_rng(1)) - mid
+    assert np.abs(coloured[..., 0] - coloured[..., 1]).mean() > 0.005
+    assert hf_energy(Noise(read=0.02)(photo, np.random.default_rng(0))) > hf_energy(photo)
+
+
+def test_kernels_are_normalised() -> None:
+    for length, angle in ((3, 0), (4.5, 30), (9, 135)):
+        k = motion_kernel(length, angle)
+        assert abs(k.sum() - 1.0) < 1e-5 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+    np.testing.assert_allclose(motion_kernel(3, 0)[motion_kernel(3, 0) > 0], [1 / 3] * 3, atol=1e-6)
+    for radius in (1.0, 2.5):
+        assert abs(disk_kernel(radius).sum() - 1.0) < 1e-5
+
+
+def test_gaussian_zero_sigma_is_identity(synthetic: np.ndarray) -> None:
+    out = GaussianBlur(sigma=0.0)(synthetic, np.random.default_rng(0))
+    assert np.array_equal(out, synthetic)
