@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distill.students import BGR_TO_LUMA, ResidualStudent
+from distill.students import ResidualStudent, grey_from_bgr_uint8
 
 
 class DeltaGraph(nn.Module):
@@ -46,15 +46,13 @@ class FrameGraph(nn.Module):
         self.student = student.collapse().to(dtype)
         self.dtype = dtype
         self.luma = student.in_channels == 1
-        self.register_buffer("luma_weights", torch.tensor(BGR_TO_LUMA, dtype=torch.float32).view(3, 1))
 
     def forward(self, frame: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         x = frame.to(torch.float32)  # [H, W, 3], 0..255
         if self.luma:
-            # OpenCV's grey conversion rounds luma to uint8; do the same so CPU and GPU
-            # engines feed the network identical inputs.
-            y = torch.round(torch.matmul(x, self.luma_weights)) * (1.0 / 255.0)  # [H, W, 1]
-            planes = y.permute(2, 0, 1).unsqueeze(0)
+            # Bit-exact OpenCV grey plane, so CPU and GPU engines feed the network the
+            # same input.
+            planes = (grey_from_bgr_uint8(x) * (1.0 / 255.0)).permute(2, 0, 1).unsqueeze(0)
         else:
             planes = (x * (1.0 / 255.0)).permute(2, 0, 1).unsqueeze(0)
         r = self.student.residual(planes.to(self.dtype)).to(torch.float32)[0].permute(1, 2, 0)

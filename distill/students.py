@@ -23,6 +23,21 @@ from distill.errors import KdcamError
 
 # OpenCV's BT.601 luma weights, in BGR order (cv2.COLOR_BGR2YCrCb uses the same).
 BGR_TO_LUMA = (0.114, 0.587, 0.299)
+# The same weights as OpenCV's exact fixed-point BGR->grey conversion of uint8 frames:
+# grey = (B*3735 + G*19235 + R*9798 + 2**14) >> 15. Engines feed the network that plane.
+BGR_TO_GREY_Q15 = (3735, 19235, 9798)
+
+
+def grey_from_bgr_uint8(frame: torch.Tensor) -> torch.Tensor:
+    """OpenCV's ``COLOR_BGR2GRAY`` of a uint8-valued [..., 3] tensor, bit-exact, as float.
+
+    Elementwise (no matmul), so every partial sum is an exact integer below 2**24 in
+    float32 and no TF32 matmul path can round it.
+    """
+    x = frame.to(torch.float32)
+    b, g, r = BGR_TO_GREY_Q15
+    acc = x[..., 0:1] * b + x[..., 1:2] * g + x[..., 2:3] * r + 16384.0
+    return torch.floor(acc * (1.0 / 32768.0))
 
 
 @dataclass

@@ -28,7 +28,7 @@ class EngineSpec:
 # In order of preference for "auto": fastest first (see README's benchmark table).
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec("torch-cuda", "engines.torch_engine", "cuda_availability", "create_cuda", "fp16 on a CUDA GPU"),
-    EngineSpec("openvino", "engines.openvino_engine", "availability", "create", "fastest CPU runtime here (bf16 on AMX where present)"),
+    EngineSpec("openvino", "engines.openvino_engine", "availability", "create", "the fastest CPU runtime available"),
     EngineSpec("onnxruntime", "engines.onnxruntime_engine", "availability", "create", "the portable CPU default"),
     EngineSpec("torch", "engines.torch_engine", "availability", "create", "the PyTorch reference"),
 )
@@ -67,11 +67,8 @@ def create_engine(name: str = "auto", *, model: str | Path | None = None, quiet:
         chosen = next((s for s in ENGINES if status[s.name] is None), None)
         if chosen is None:
             raise KdcamError(f"no engine can run here: {_all_engines_line(status)}")
-        skipped = [f"{n} ({why})" for n, why in status.items() if why is not None and n != chosen.name]
-        skipped_before = [s for s in skipped if ENGINE_NAMES.index(s.split(" ")[0]) < ENGINE_NAMES.index(chosen.name)]
-        reason = chosen.why_fast + (f"; skipped {', '.join(skipped_before)}" if skipped_before else "")
-        if not quiet:
-            print(f"kdcam: engine {chosen.name}: {reason}", file=sys.stderr)
+        ahead = [s for s in ENGINES[: ENGINES.index(chosen)]]
+        reason = chosen.why_fast + "".join(f"; {s.name} is out: {status[s.name]}" for s in ahead)
         spec = chosen
     else:
         spec = _spec(name)
@@ -79,4 +76,7 @@ def create_engine(name: str = "auto", *, model: str | Path | None = None, quiet:
             what = f"unknown engine '{name}'" if spec is None else f"engine '{name}' is not available"
             raise KdcamError(f"{what}; engines: auto; {_all_engines_line(status)}")
     factory = getattr(importlib.import_module(spec.module), spec.factory)
-    return factory(model=model, student=student, **options)
+    engine = factory(model=model, student=student, **options)
+    if name == "auto" and not quiet:
+        print(f"kdcam: engine {spec.name} [{engine.describe()}]: {reason}", file=sys.stderr)
+    return engine

@@ -23,9 +23,21 @@ app = typer.Typer(
 
 # --- command registration (one line per command module) ---
 # (commands are added below as their modules land)
+from vcam import sharpen_cli  # noqa: E402
+
+app.command("sharpen")(sharpen_cli.sharpen)
+from vcam import live_cli  # noqa: E402
+
+app.command("start")(live_cli.start)
+app.command("setup")(live_cli.setup)
+app.command("devices")(live_cli.devices)
 
 
 def main() -> None:
+    import cv2
+
+    # OpenCV's own warnings duplicate our one-line errors.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
         app()
     except KdcamError as err:

@@ -1,0 +1,41 @@
+"""Shared fixtures. ../shared (read-only data) is beside the repo in CI; tests that need
+it skip with the reason where it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    # Never write exported ONNX files into the user's real cache from tests.
+    os.environ["KDCAM_CACHE_DIR"] = str(tmp_path_factory.mktemp("kdcam-cache"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"shared data not found at {SHARED} (CI provides ../shared beside the repo)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def random_student_path(tmp_path_factory) -> Path:
+    """A kd-s4-c16 student with small random weights (every parameter non-zero)."""
+    import torch
+
+    from distill.checkpoint import save_student
+    from distill.students import create_student
+
+    torch.manual_seed(0)
+    student = create_student("kd-s4-c16")
+    with torch.no_grad():
+        for p in student.parameters():
+            p.normal_(0.0, 0.05)
+    return save_student(student, tmp_path_factory.mktemp("student") / "random.safetensors", card={"note": "test"})
