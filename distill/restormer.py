@@ -60,7 +60,8 @@ RESTORMER_DEFAULTS: dict[str, Any] = {
 
 
 def _released(**changes: Any) -> dict[str, Any]:
-    return {**RESTORMER_DEFAULTS, **changes}
+    merged = {**RESTORMER_DEFAULTS, **changes}
+    return {k: list(v) if isinstance(v, list) else v for k, v in merged.items()}  # no shared lists
 
 
 #: Named constructor configurations. The first seven are the released checkpoints (same
