@@ -26,6 +26,9 @@ app = typer.Typer(
 from vcam import sharpen_cli  # noqa: E402
 
 app.command("sharpen")(sharpen_cli.sharpen)
+from vcam import bench_cli  # noqa: E402
+
+app.command("bench")(bench_cli.bench)
 from vcam import live_cli  # noqa: E402
 
 app.command("start")(live_cli.start)

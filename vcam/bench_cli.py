@@ -1,0 +1,48 @@
+"""Typer wrapper for ``kdcam bench``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distill.atomic import atomic_write_text
+
+
+def bench(
+    sizes: Annotated[str, typer.Option(help="Comma-separated frame sizes.")] = "1280x720,1920x1080",
+    engine: Annotated[Optional[list[str]], typer.Option(help="Engine to measure (repeatable); default: every available one.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Student checkpoint; default: the shipped one.")] = None,
+    srcnn: Annotated[bool, typer.Option(help="Also measure the seed-style SRCNN reference.")] = True,
+    pipeline: Annotated[bool, typer.Option(help="Measure the whole live loop instead (file source, no vcam).")] = False,
+    source: Annotated[Optional[Path], typer.Option(help="Video file for --pipeline.")] = None,
+    seconds: Annotated[float, typer.Option(help="Duration of the --pipeline run.")] = 30.0,
+    fps: Annotated[float, typer.Option(help="Target fps of the --pipeline run.")] = 30.0,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the table as Markdown.")] = None,
+) -> None:
+    """Measure engine fps (default) or the whole live loop (--pipeline), with the machine named."""
+    from vcam.bench import machine_name, run_bench, to_markdown
+    from vcam.config import parse_size
+    from distill.errors import KdcamError
+
+    if pipeline:
+        from vcam.pipeline_bench import run_pipeline_bench
+
+        if source is None:
+            raise KdcamError("--pipeline needs --source VIDEO (e.g. ../shared/data/video/vtest.avi)")
+        size = parse_size(sizes.split(",")[0])
+        result = run_pipeline_bench(source=source, size=size, fps=fps, seconds=seconds, engine=engine[0] if engine else "auto", model=model)
+        result["machine"] = machine_name()
+        text = json.dumps(result, indent=2)
+    else:
+        parsed = [parse_size(s) for s in sizes.split(",") if s.strip()]
+        result = run_bench(sizes=parsed, engines=engine, model=model, srcnn=srcnn)
+        text = to_markdown(result)
+    typer.echo(text)
+    if json_out:
+        atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+    if markdown_out and not pipeline:
+        atomic_write_text(markdown_out, text)
