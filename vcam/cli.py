@@ -23,6 +23,9 @@ app = typer.Typer(
 
 # --- command registration (one line per command module) ---
 # (commands are added below as their modules land)
+from distill.cli import app as distill_app  # noqa: E402
+
+app.add_typer(distill_app, name="distill")
 from vcam import sharpen_cli  # noqa: E402
 
 app.command("sharpen")(sharpen_cli.sharpen)
