@@ -1,0 +1,207 @@
+"""Settings of ``kdcam start``: defaults, the config file, and command-line overrides.
+
+Precedence: built-in defaults < ``~/.config/kdcam/config.toml`` (or ``--config PATH``) <
+the flags the user actually gave. Every value is checked here, once, so the live loop
+never sees a bad one; a bad key or value is named in a one-line ``KdcamError``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.errors import KdcamError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_CAMERA_NAME = "KD Sharpen Cam"
+#: what a camera is asked for when no --size is given
+DEFAULT_CAMERA_SIZE = (1280, 720)
+MIN_SIDE, MAX_SIDE = 16, 7680
+MIN_FPS, MAX_FPS = 1.0, 240.0
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Everything ``kdcam start`` needs; every field already validated."""
+
+    #: a camera index (int), or a video file path or URL (str)
+    device: int | str = 0
+    #: published frame size; None keeps the source's own size (cameras are asked for 1280x720)
+    size: tuple[int, int] | None = None
+    #: target (and published) frame rate
+    fps: float = 30.0
+    engine: str = "auto"
+    strength: float = 1.0
+    model: str | None = None
+    camera_name: str = DEFAULT_CAMERA_NAME
+    #: a pyvirtualcam backend name; None picks the one for this OS
+    vcam_backend: str | None = None
+    #: replay a video file from the start when it ends
+    loop: bool = False
+    output: Path | None = None
+    vcam: bool = True
+    preview: bool = False
+    max_frames: int | None = None
+    duration: float | None = None
+
+
+#: keys a config file may set (the per-run ones, like output or max_frames, are flags only)
+CONFIG_KEYS = ("device", "size", "fps", "engine", "strength", "model", "camera_name", "vcam_backend", "loop", "preview")
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "kdcam" / "config.toml"
+
+
+def parse_size(text: str, *, what: str = "--size") -> tuple[int, int]:
+    """'1280x720' -> (1280, 720); both sides even and within bounds."""
+    parts = str(text).lower().replace(" ", "").split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise KdcamError(f"bad {what} '{text}': use WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise KdcamError(f"bad {what} '{text}': each side must be {MIN_SIDE}..{MAX_SIDE} pixels, e.g. 1280x720")
+    if width % 2 or height % 2:
+        raise KdcamError(f"bad {what} '{text}': width and height must be even (browsers reject odd widths), e.g. 1280x720")
+    return width, height
+
+
+def parse_fps(value: Any, *, what: str = "--fps") -> float:
+    try:
+        fps = float(value)
+    except (TypeError, ValueError):
+        raise KdcamError(f"bad {what} '{value}': give frames per second as a number, e.g. 30") from None
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise KdcamError(f"bad {what} '{value}': must be between {MIN_FPS:g} and {MAX_FPS:g}, e.g. 30")
+    return fps
+
+
+def parse_device(value: Any, *, what: str = "--device") -> int | str:
+    """A camera index stays an int; anything else is a file path or URL."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise KdcamError(f"bad {what} {value!r}: give a camera index (0, 1, ...), a video file or a URL")
+    if isinstance(value, int):
+        if value < 0:
+            raise KdcamError(f"bad {what} {value}: camera indices start at 0; run `kdcam devices` to list them")
+        return value
+    text = value.strip()
+    if not text:
+        raise KdcamError(f"empty {what}: give a camera index (0, 1, ...), a video file or a URL")
+    return int(text) if text.isdigit() else text
+
+
+def parse_strength(value: Any, *, what: str = "--strength") -> float:
+    from engines.frame_engine import MAX_STRENGTH
+
+    try:
+        strength = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        strength = math.nan
+    if not 0.0 <= strength <= MAX_STRENGTH:
+        raise KdcamError(f"bad {what} {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}; 1 is the trained model")
+    return strength
+
+
+def _parse_positive_int(value: Any, *, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise KdcamError(f"bad {what} {value!r}: give a whole number of 1 or more")
+    return value
+
+
+def _parse_positive_float(value: Any, *, what: str) -> float:
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise KdcamError(f"bad {what} {value!r}: give a number of seconds above 0")
+    return number
+
+
+def _parse_bool(value: Any, *, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise KdcamError(f"bad {what} {value!r}: use true or false")
+    return value
+
+
+def _parse_text(value: Any, *, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise KdcamError(f"bad {what} {value!r}: give a non-empty string")
+    return value.strip()
+
+
+def _parse_path(value: Any, *, what: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise KdcamError(f"bad {what} {value!r}: give a file name")
+    return Path(value)
+
+
+# One parser per settings field; each raises a KdcamError that names the field as ``what``.
+_PARSERS = {
+    "device": parse_device,
+    "size": parse_size,
+    "fps": parse_fps,
+    "engine": _parse_text,
+    "strength": parse_strength,
+    "model": _parse_text,
+    "camera_name": _parse_text,
+    "vcam_backend": _parse_text,
+    "loop": _parse_bool,
+    "output": _parse_path,
+    "vcam": _parse_bool,
+    "preview": _parse_bool,
+    "max_frames": _parse_positive_int,
+    "duration": _parse_positive_float,
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The raw key -> value table of a kdcam config file, keys checked."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        raise KdcamError(f"config file {path} not found: create it or drop --config") from None
+    except tomllib.TOMLDecodeError as err:
+        raise KdcamError(f"config file {path} is not valid TOML ({err}); fix it or drop --config") from None
+    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    if unknown:
+        raise KdcamError(f"config file {path}: unknown key '{unknown[0]}'; known keys: {', '.join(CONFIG_KEYS)}")
+    return table
+
+
+def resolve_settings(*, overrides: dict[str, Any], config_path: Path | None = None) -> LiveSettings:
+    """Defaults, then the config file, then ``overrides`` (only the flags the user gave).
+
+    ``config_path`` None reads the default config file when it exists; an explicit path
+    must exist.
+    """
+    values: dict[str, Any] = {}
+    if config_path is not None:
+        values.update(_checked(read_config_file(config_path), source=str(config_path)))
+    elif default_config_path().is_file():
+        path = default_config_path()
+        values.update(_checked(read_config_file(path), source=str(path)))
+    values.update(_checked(overrides, source=None))
+    return LiveSettings(**values)
+
+
+def _checked(raw: dict[str, Any], *, source: str | None) -> dict[str, Any]:
+    """Parse every value; ``source`` None means command-line flags."""
+    checked = {}
+    for key, value in raw.items():
+        if key not in _PARSERS:
+            raise TypeError(f"not a LiveSettings field: {key}")  # a programming error, not user input
+        what = f"--{key.replace('_', '-')}" if source is None else f"'{key}' in {source}"
+        checked[key] = _PARSERS[key](value, what=what)
+    return checked

@@ -1,0 +1,62 @@
+"""``kdcam bench --pipeline``: the whole live loop from a video file, no virtual camera.
+
+The file is scaled to ``size``, looped, and paced at ``fps`` like a live camera, so the
+numbers are what a webcam of that size and rate would see: sustained sent fps, added
+latency (capture -> sent) p50/p95, and CPU cores used (process CPU time / wall time).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from vcam.capture import default_log, describe_source, open_video, output_shape
+from vcam.config import parse_fps, parse_size
+from vcam.pipeline import run_loop, warm_up
+from vcam.preview import Controls
+from vcam.stats import LiveStats
+
+
+def run_pipeline_bench(
+    *,
+    source: str | Path,
+    size: tuple[int, int] = (1280, 720),
+    fps: float = 30,
+    seconds: float = 30,
+    engine: str = "auto",
+    model: str | Path | None = None,
+    strength: float = 1.0,
+) -> dict:
+    """Run the live loop for ``seconds`` on ``source`` and return its summary, plus the
+    settings; warm-up and model loading are not counted."""
+    from engines import create_engine
+
+    size = parse_size(f"{size[0]}x{size[1]}")
+    fps = parse_fps(fps)
+
+    def factory():
+        return open_video(str(source), loop=True, fps=fps, pace_fps=fps)
+
+    runner = create_engine(engine, model=model)
+    try:
+        opened = factory()
+        default_log("kdcam bench: " + describe_source(opened.info, asked_size=size, asked_fps=fps, camera=False) + f", scaled to {size[0]}x{size[1]}, paced at {fps:g} fps")
+        shape = output_shape(opened.info, size)
+        warm_up(runner, shape=shape, strength=strength)
+        stats = LiveStats(engine=runner.describe())
+        summary = run_loop(
+            source=opened,
+            factory=factory,
+            engine=runner,
+            shape=shape,
+            fps=fps,
+            controls=Controls(strength=strength),
+            stats=stats,
+            stop=threading.Event(),
+            duration=seconds,
+            report_every=None,
+        )
+    finally:
+        runner.close()
+    summary.update(size=f"{size[0]}x{size[1]}", target_fps=fps, source=str(source))
+    return summary

@@ -1,0 +1,141 @@
+"""The preview window: a split before/after view with the live stats, and key controls.
+
+Keys: space effect on/off, + / - strength, m mirror (the preview only), s save a
+snapshot of the sent frame, q or Esc quit. It runs on the sender's (main) thread:
+HighGUI windows must be driven from the thread that created them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from distill.errors import KdcamError
+from engines.frame_engine import MAX_STRENGTH
+from vcam.capture import FrameSlot
+from vcam.stats import LiveStats
+
+WINDOW = "KD Sharpen Cam - preview"
+STRENGTH_STEP = 0.1
+
+
+class Controls:
+    """Settings the preview changes while the loop runs; the processing thread reads
+    them once per frame (single writer, so no lock is needed)."""
+
+    def __init__(self, *, strength: float) -> None:
+        self.effect = True
+        self.strength = strength
+
+
+def gui_framework() -> str:
+    """OpenCV's HighGUI backend ("QT", "GTK3", "WIN32", "COCOA"...), "" when headless."""
+    name = cv2.currentUIFramework() if hasattr(cv2, "currentUIFramework") else ""
+    return "" if name.upper() in ("", "NONE") else name
+
+
+def check_display(*, env: Mapping[str, str] = os.environ, system: str | None = None, framework: str | None = None) -> None:
+    """Raise a one-line KdcamError when no preview window can open here."""
+    framework = gui_framework() if framework is None else framework
+    if not framework:
+        raise KdcamError("--preview needs OpenCV with a GUI, and this one is headless: install opencv-python (not -headless), or drop --preview")
+    system = system or platform.system()
+    if system not in ("Windows", "Darwin") and not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        raise KdcamError("--preview needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set: run it in a desktop session, or drop --preview")
+
+
+class Preview:
+    """An observer of the sender: call it with each sent slot."""
+
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, int, int],
+        controls: Controls,
+        stats: LiveStats,
+        stop: threading.Event,
+        snapshot_dir: Path = Path("."),
+    ) -> None:
+        self._controls = controls
+        self._stats = stats
+        self._stop = stop
+        self._snapshot_dir = snapshot_dir
+        self._mirror = False
+        self._half = shape[1] // 2
+        self._canvas = np.zeros(shape, np.uint8)
+        self._flipped_before = np.zeros(shape, np.uint8)
+        self._flipped_after = np.zeros(shape, np.uint8)
+        self._last: FrameSlot | None = None
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        # The key handlers, looked up once per key press.
+        self._keys = {
+            ord(" "): self._toggle_effect,
+            ord("+"): lambda: self._step(+STRENGTH_STEP),
+            ord("="): lambda: self._step(+STRENGTH_STEP),
+            ord("-"): lambda: self._step(-STRENGTH_STEP),
+            ord("_"): lambda: self._step(-STRENGTH_STEP),
+            ord("m"): self._toggle_mirror,
+            ord("s"): self._snapshot,
+            ord("q"): self._stop.set,
+            27: self._stop.set,  # Esc
+        }
+
+    def __call__(self, slot: FrameSlot, fresh: bool) -> None:
+        if fresh:
+            self._last = slot
+            self._draw(slot)
+            cv2.imshow(WINDOW, self._canvas)
+        key = cv2.waitKey(1) & 0xFF
+        handler = self._keys.get(key)
+        if handler is not None:
+            handler()
+        if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+            self._stop.set()  # the user closed the window
+
+    def _draw(self, slot: FrameSlot) -> None:
+        before, after = slot.before, slot.frame
+        if self._mirror:
+            cv2.flip(before, 1, dst=self._flipped_before)
+            cv2.flip(after, 1, dst=self._flipped_after)
+            before, after = self._flipped_before, self._flipped_after
+        half, canvas = self._half, self._canvas
+        np.copyto(canvas[:, :half], before[:, :half])
+        np.copyto(canvas[:, half:], after[:, half:])
+        cv2.line(canvas, (half, 0), (half, canvas.shape[0] - 1), (255, 255, 255), 1)
+        controls = self._controls
+        right = f"after: strength {controls.strength:.1f}" if controls.effect else "effect off (space)"
+        self._label("before", (10, 28))
+        self._label(right, (half + 10, 28))
+        self._label(self._stats.last_line, (10, canvas.shape[0] - 12), scale=0.45)
+
+    def _label(self, text: str, origin: tuple[int, int], *, scale: float = 0.7) -> None:
+        # Dark outline under light text: readable on any background.
+        cv2.putText(self._canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(self._canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+    def _toggle_effect(self) -> None:
+        self._controls.effect = not self._controls.effect
+
+    def _toggle_mirror(self) -> None:
+        self._mirror = not self._mirror
+
+    def _step(self, delta: float) -> None:
+        self._controls.strength = round(min(max(self._controls.strength + delta, 0.0), MAX_STRENGTH), 2)
+
+    def _snapshot(self) -> None:
+        if self._last is None:
+            return
+        path = self._snapshot_dir / time.strftime("kdcam-snapshot-%Y%m%d-%H%M%S.png")
+        if not cv2.imwrite(str(path), self._last.frame):
+            raise KdcamError(f"could not save the snapshot to {path}: check the folder is writable")
+        print(f"kdcam: saved {path}", flush=True)
+
+    def close(self) -> None:
+        cv2.destroyWindow(WINDOW)
