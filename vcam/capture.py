@@ -166,10 +166,11 @@ class CvSource:
     def _read_first(self, out: np.ndarray) -> np.ndarray:
         self.read = self._read_next
         self._due = self._clock() + self._period
-        if out.shape == self._first.shape:
-            np.copyto(out, self._first)
+        first, self._first = self._first, None
+        if out.shape == first.shape:
+            np.copyto(out, first)
             return out
-        return self._first
+        return first
 
     def _grab(self, out: np.ndarray) -> np.ndarray | None:
         # OpenCV fills ``out`` in place when its size matches, else returns a new array.
@@ -187,8 +188,10 @@ class CvSource:
         delay = self._due - self._clock()
         if delay > 0:
             time.sleep(delay)
-        # Step the schedule, but after a stall restart it rather than burst to catch up.
-        self._due = max(self._due + self._period, self._clock())
+        # Step the schedule (late wake-ups do not drift it), but after a stall of more
+        # than a frame restart it from now rather than burst to catch up.
+        now = self._clock()
+        self._due = self._due + self._period if now - self._due < self._period else now + self._period
         return self._grab(out)
 
     def close(self) -> None:

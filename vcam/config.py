@@ -101,15 +101,14 @@ def parse_device(value: Any, *, what: str = "--device") -> int | str:
 
 
 def parse_strength(value: Any, *, what: str = "--strength") -> float:
-    from engines.frame_engine import MAX_STRENGTH
+    from engines.frame_engine import MAX_STRENGTH, check_strength
 
     try:
-        strength = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        strength = math.nan
-    if not 0.0 <= strength <= MAX_STRENGTH:
-        raise KdcamError(f"bad {what} {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}; 1 is the trained model")
-    return strength
+        if isinstance(value, bool):
+            raise TypeError
+        return check_strength(float(value))
+    except (TypeError, ValueError, KdcamError):
+        raise KdcamError(f"bad {what} {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}; 1 is the trained model") from None
 
 
 def _parse_positive_int(value: Any, *, what: str) -> int:

@@ -72,14 +72,13 @@ class PacedSender:
         sinks: Sequence[Sink],
         stats: LiveStats,
         observers: Sequence[Observer] = (),
-        phase_lock: bool = True,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._period = 1.0 / fps
         self._sinks = tuple(sinks)
         self._observers = tuple(observers)
         self._stats = stats
-        self._lock = PhaseLock(fps=fps) if phase_lock else None
+        self._lock = PhaseLock(fps=fps)
         self._clock = clock
 
     def _first_frame(self, mailbox: LatestFrame, stop: threading.Event) -> FrameSlot | None:
@@ -120,11 +119,9 @@ class PacedSender:
             sent += 1
             if sent == limit or now >= t_end:
                 return sent
-            next_tick += period
-            if lock is not None:
-                next_tick -= lock.tick(wait if fresh else None)
+            next_tick += period - lock.tick(wait if fresh else None)
             if next_tick < now - period:
-                next_tick = now  # fell far behind (a stall): restart the grid, do not burst
+                next_tick = now + period  # fell far behind (a stall): restart the grid, do not burst
             if stop.wait(max(0.0, next_tick - clock())):
                 return sent
             newer = mailbox.take(timeout=0)

@@ -71,7 +71,7 @@ def _plan(*, camera_name: str, backend: str | None, system: str, sysfs_root: Pat
     return [_Attempt(None, None, "")]
 
 
-def _first_line(err: BaseException) -> str:
+def _one_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return "; ".join(lines)
 
@@ -100,7 +100,7 @@ def open_virtual_camera(
             raise KdcamError(f"unknown virtual camera backend {err}: this system has {', '.join(_registered_backends()) or 'none'}; see `kdcam setup`") from None
         except RuntimeError as err:
             # An empty RuntimeError means no backend exists for this OS at all.
-            failures.append(_first_line(err) or f"pyvirtualcam has no virtual camera backend for {system or platform.system()}")
+            failures.append(_one_line(err) or f"pyvirtualcam has no virtual camera backend for {system or platform.system()}")
             continue
         if attempt.note:
             log(attempt.note)
