@@ -212,6 +212,7 @@ def evaluate_models(
     tile: int | None = None,
     time_720p: bool = True,
     crop_grid: bool = True,
+    max_side: int | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Score the teacher and students (and the builtin rows) with ``distill.evaluate.evaluate``."""
@@ -236,7 +237,7 @@ def evaluate_models(
             name, k = f"{base}-{k}", k + 1
         methods[name] = fn
     return evaluate(images_dir=data, presets=list(presets), methods=methods, max_images=max_images, out_dir=out,
-                    seed=seed, crop_grid=crop_grid, time_720p=time_720p)
+                    seed=seed, crop_grid=crop_grid, time_720p=time_720p, max_side=max_side)
 
 
 @app.command("evaluate")
@@ -250,11 +251,13 @@ def evaluate_cmd(
     seed: int = typer.Option(0, "--seed"),
     tile: Optional[int] = typer.Option(None, "--tile", help="Teacher tile size (bounds memory)."),
     time_720p: bool = typer.Option(True, "--time-720p/--no-time-720p", help="Also time each method on a 720p frame."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Shrink larger photos to this side first."),
     threads: Optional[int] = typer.Option(None, "--threads"),
 ) -> None:
     """Score teacher and students on degraded copies of clean photos (PSNR/SSIM, speed, grids)."""
     evaluate_models(data=data, out=out, presets=presets, teacher=teacher, students=list(student),
-                    max_images=max_images, seed=seed, tile=tile, time_720p=time_720p, threads=threads)
+                    max_images=max_images, seed=seed, tile=tile, time_720p=time_720p, max_side=max_side,
+                    threads=threads)
     typer.echo(f"results in {out}/results.md")
 
 

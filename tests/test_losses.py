@@ -1,0 +1,103 @@
+"""Losses of distillation training: pixel, edge and frequency terms and the alpha mix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distill.errors import KdcamError
+from distill.losses import (
+    DistillLoss,
+    RestorationLoss,
+    charbonnier,
+    edge_loss,
+    frequency_loss,
+    l1,
+    psnr,
+    sobel,
+)
+
+
+def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
+
+
+def test_pixel_losses_are_zero_on_equal_images_and_close_to_l1():
+    a, b = _pair()
+    assert float(l1(a, a)) == 0.0
+    assert float(charbonnier(a, a)) == pytest.approx(1e-3, rel=1e-4)  # eps floor
+    assert float(charbonnier(a, b)) == pytest.approx(float(l1(a, b)), abs=2e-3)
+
+
+def test_sobel_sees_edges_not_flat_areas():
+    flat = torch.full((1, 1, 8, 8), 0.5)
+    assert float(sobel(flat).abs().max()) == 0.0
+    step = torch.zeros(1, 1, 8, 8)
+    step[..., 4:] = 1.0
+    grad = sobel(step)
+    assert grad.shape == (1, 2, 8, 8)
+    assert float(grad[:, 0].abs().max()) > 0.4  # x-gradient at the vertical edge
+    assert float(grad[:, 1].abs().max()) == 0.0  # no y-gradient
+
+
+def test_edge_and_frequency_terms_penalise_blur():
+    sharp, _ = _pair(1)
+    blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1, count_include_pad=False)
+    assert float(edge_loss(sharp, sharp)) == 0.0
+    assert float(frequency_loss(sharp, sharp)) == 0.0
+    assert float(edge_loss(blurred, sharp)) > 0.01
+    assert float(frequency_loss(blurred, sharp)) > 0.01
+
+
+def test_restoration_loss_weights_terms():
+    a, b = _pair(2)
+    plain = RestorationLoss("l1")
+    full = RestorationLoss("l1", edge_weight=0.5, freq_weight=0.25)
+    expected = l1(a, b) + 0.5 * edge_loss(a, b) + 0.25 * frequency_loss(a, b)
+    assert float(plain(a, b)) == pytest.approx(float(l1(a, b)))
+    assert float(full(a, b)) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(KdcamError, match="unknown loss"):
+        RestorationLoss("mse")
+    with pytest.raises(KdcamError, match=">= 0"):
+        RestorationLoss("l1", edge_weight=-1)
+
+
+def test_distill_loss_mixes_teacher_and_ground_truth():
+    pred, gt = _pair(3)
+    teacher = gt * 0.5
+    crit = RestorationLoss("charbonnier")
+    total, logs = DistillLoss(alpha=0.3)(pred, gt, teacher)
+    expected = 0.3 * crit(pred, teacher) + 0.7 * crit(pred, gt)
+    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    assert set(logs) >= {"loss", "gt", "kd"}
+    # alpha = 0 is supervised: no teacher needed, no kd term
+    total0, logs0 = DistillLoss(alpha=0.0)(pred, gt)
+    assert "kd" not in logs0 and float(total0) == pytest.approx(float(crit(pred, gt)))
+    # alpha = 1 ignores the ground truth entirely
+    total1, logs1 = DistillLoss(alpha=1.0)(pred, gt, teacher)
+    assert "gt" not in logs1 and float(total1) == pytest.approx(float(crit(pred, teacher)))
+
+
+def test_distill_loss_rejects_bad_alpha_and_missing_teacher():
+    pred, gt = _pair(4)
+    with pytest.raises(KdcamError, match="between 0 and 1"):
+        DistillLoss(alpha=1.5)
+    with pytest.raises(KdcamError, match="between 0 and 1"):
+        DistillLoss(alpha=-0.1)
+    with pytest.raises(KdcamError, match="teacher"):
+        DistillLoss(alpha=0.5)(pred, gt, None)
+
+
+def test_losses_have_gradients():
+    pred, gt = _pair(5)
+    pred.requires_grad_(True)
+    total, _ = DistillLoss(alpha=0.5, edge_weight=0.1, freq_weight=0.1)(pred, gt, gt.flip(-1))
+    total.backward()
+    assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+
+
+def test_psnr_matches_definition():
+    ref = torch.zeros(1, 3, 4, 4)
+    pred = torch.full((1, 3, 4, 4), 0.1)
+    assert float(psnr(pred, ref)[0]) == pytest.approx(20.0, abs=1e-4)  # mse 0.01
