@@ -1,0 +1,107 @@
+"""Soft-label cache: teacher outputs per training item, resumable, used by the trainer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill.errors import KdcamError
+from distill.label import label, open_labels, teacher_bgr
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_DIR = REPO.parent / "shared" / "data" / "train"
+OPTS = dict(crop=32, max_side=256, threads=1, progress=False, seed=1)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    if not TRAIN_DIR.is_dir():
+        pytest.skip(f"shared training photos not found at {TRAIN_DIR}")
+    folder = tmp_path_factory.mktemp("photos")
+    for path in sorted(TRAIN_DIR.glob("*.jpg"))[:5]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    from distill.restormer import Restormer, preset_config
+    from distill.teacher import save_teacher
+
+    torch.manual_seed(0)
+    model = Restormer(**preset_config("tiny"))
+    return save_teacher(tmp_path_factory.mktemp("teacher") / "tiny.safetensors", model, card={"size": "tiny"})
+
+
+@pytest.fixture(scope="module")
+def labels(photos, teacher, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("labels")
+    result = label(data=photos, out=out, teacher=teacher, items=4, batch_size=3, **OPTS)
+    assert result["written"] == 4 and result["skipped"] == 0
+    return out
+
+
+def test_labels_are_the_teacher_outputs_of_the_training_items(labels, photos, teacher):
+    from distill.label import load_any_teacher
+    from distill.train import make_patches, prepare_data
+
+    cache = open_labels(labels)
+    manifest = json.loads((labels / "manifest.json").read_text())
+    assert manifest["items"] == 4 and manifest["crop"] == 32 and manifest["seed"] == 1
+    assert manifest["degradation"] == "webcam" and manifest["teacher"]["file"] == "tiny.safetensors"
+    assert sorted(p.name for p in (labels / "items").iterdir()) == [f"{i:07d}.png" for i in range(4)]
+
+    split = prepare_data(photos, seed=1, max_side=256, load_val=False)
+    dataset = make_patches(split, crop=32, degradation="webcam", seed=1, length=4)
+    model, _ = load_any_teacher(teacher)
+    for i in (0, 3):
+        expected = teacher_bgr(model, dataset[i]["input"][None])[0]
+        got = cache.read(i)
+        assert got.shape == (3, 32, 32)
+        assert float((got - expected).abs().max()) <= 1.0 / 65535  # 16-bit rounding only
+
+
+def test_label_resume_skips_finished_items(labels, photos, teacher):
+    items = labels / "items"
+    (items / "0000002.png").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in items.iterdir()}
+    result = label(data=photos, out=labels, teacher=teacher, items=4, **OPTS)
+    assert result["written"] == 1 and result["skipped"] == 3
+    after = {p.name: p.stat().st_mtime_ns for p in items.iterdir()}
+    assert all(after[name] == t for name, t in before.items())  # finished labels untouched
+    assert "0000002.png" in after
+    assert not list(labels.glob("**/.*partial*"))  # no temporary files left behind
+
+
+def test_label_refuses_a_cache_made_with_other_options(labels, photos, teacher):
+    with pytest.raises(KdcamError, match="other settings"):
+        label(data=photos, out=labels, teacher=teacher, items=4, **{**OPTS, "crop": 40})
+    with pytest.raises(KdcamError, match="exactly one"):
+        label(data=photos, out=labels, items=4, **OPTS)
+
+
+def test_training_uses_labels_and_checks_them(labels, photos, tmp_path):
+    from distill.train import train_student
+
+    common = dict(data=photos, arch="kd-s4-c16", batch_size=2, crop=32, max_side=256, threads=1, progress=False, seed=1)
+    result = train_student(out=tmp_path / "kd", alpha=0.5, labels=labels, steps=3, log_every=1, **common)
+    assert result["steps"] == 3
+    card = json.loads((tmp_path / "kd" / "student-last.json").read_text())["card"]
+    assert card["alpha"] == 0.5 and card["teacher"]["file"] == "tiny.safetensors" and card["items"] == 4
+    history = [json.loads(x) for x in (tmp_path / "kd" / "log.jsonl").read_text().splitlines()]
+    assert all("kd" in e and "gt" in e for e in history)
+
+    with pytest.raises(KdcamError, match="other options"):
+        train_student(out=tmp_path / "x", alpha=0.5, labels=labels, steps=1, **{**common, "crop": 48})
+    with pytest.raises(KdcamError, match="no label cache"):
+        train_student(out=tmp_path / "x", alpha=0.5, labels=tmp_path, steps=1, **common)
+    (labels / "items" / "0000001.png").rename(labels / "items" / "moved.bin")
+    try:
+        with pytest.raises(KdcamError, match="1 of 4 labels are missing"):
+            train_student(out=tmp_path / "x", alpha=0.5, labels=labels, steps=1, **common)
+    finally:
+        (labels / "items" / "moved.bin").rename(labels / "items" / "0000001.png")
