@@ -26,14 +26,14 @@ class DeltaGraph(nn.Module):
 
     def __init__(self, student: ResidualStudent, *, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.student = student.collapse().to(dtype)
+        self.residual = student.fused().to(dtype)
         self.dtype = dtype
         self.luma = student.in_channels == 1
 
     def forward(self, planes: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         x = planes.to(self.dtype) * (1.0 / 255.0)
         x = x.unsqueeze(0).unsqueeze(0) if self.luma else x.permute(2, 0, 1).unsqueeze(0)
-        r = self.student.residual(x).to(torch.float32)
+        r = self.residual(x).to(torch.float32)
         r = r[0, 0] if self.luma else r[0].permute(1, 2, 0)
         return torch.round(r * (strength * 255.0)).to(torch.int16)
 
@@ -43,7 +43,7 @@ class FrameGraph(nn.Module):
 
     def __init__(self, student: ResidualStudent, *, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.student = student.collapse().to(dtype)
+        self.residual = student.fused().to(dtype)
         self.dtype = dtype
         self.luma = student.in_channels == 1
 
@@ -55,6 +55,6 @@ class FrameGraph(nn.Module):
             planes = (grey_from_bgr_uint8(x) * (1.0 / 255.0)).permute(2, 0, 1).unsqueeze(0)
         else:
             planes = (x * (1.0 / 255.0)).permute(2, 0, 1).unsqueeze(0)
-        r = self.student.residual(planes.to(self.dtype)).to(torch.float32)[0].permute(1, 2, 0)
+        r = self.residual(planes.to(self.dtype)).to(torch.float32)[0].permute(1, 2, 0)
         delta = torch.round(r * (strength * 255.0))
         return torch.clamp(x + delta, 0.0, 255.0).to(torch.uint8)

@@ -60,6 +60,15 @@ class SRCNNConfig:
     in_channels: int = 3  # works on all BGR channels
 
 
+class _Residual(nn.Module):
+    def __init__(self, student: ResidualStudent) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student.residual(x)
+
+
 class RepConv3x3(nn.Module):
     """A 3x3 conv trained with parallel 1x1 and identity branches (ECBSR / RepVGG style).
 
@@ -111,6 +120,10 @@ class ResidualStudent(nn.Module):
         """The plain inference form (a copy); equal to this one within float rounding."""
         return self
 
+    def fused(self) -> nn.Module:
+        """A module computing ``residual`` in the form fastest to export (for graphs)."""
+        return _Residual(self.collapse())
+
     def restore_bgr(self, bgr: torch.Tensor) -> torch.Tensor:
         """Restore BGR images ``[N, 3, H, W]`` in [0, 1] of any size (not clamped)."""
         h, w = bgr.shape[-2:]
@@ -158,6 +171,12 @@ class SpaceToDepthStudent(ResidualStudent):
                 h = F.relu(h)
         return self.shuffle(h)
 
+    def fused(self) -> nn.Module:
+        """Inference form for graphs: the unshuffle and the first 3x3 conv folded into one
+        strided conv on the full-resolution input (kernel 3*scale, stride scale, padding
+        scale). Same MACs, no 6-D transpose in the exported graph."""
+        return _FusedSpaceToDepth(self.collapse())
+
     def collapse(self) -> SpaceToDepthStudent:
         plain = SpaceToDepthStudent(dataclasses.replace(self.config, reparam=False))
         plain.arch = self.arch
@@ -165,6 +184,29 @@ class SpaceToDepthStudent(ResidualStudent):
             folded = src.fold() if isinstance(src, RepConv3x3) else src
             dst.load_state_dict(folded.state_dict())
         return plain.eval()
+
+
+class _FusedSpaceToDepth(nn.Module):
+    def __init__(self, plain: SpaceToDepthStudent) -> None:
+        super().__init__()
+        r, first = plain.config.scale, plain.convs[0]
+        c_in, c_out = plain.config.in_channels, first.out_channels
+        self.stem = nn.Conv2d(c_in, c_out, 3 * r, stride=r, padding=r)
+        # unshuffle channel c*r*r + a*r + b at low-res tap (di, dj) reads full-res pixel
+        # (r*di + a, r*dj + b) of the 3r x 3r window.
+        w = first.weight.detach().view(c_out, c_in, r, r, 3, 3)  # [o, c, a, b, di, dj]
+        self.stem.weight.data.copy_(w.permute(0, 1, 4, 2, 5, 3).reshape(c_out, c_in, 3 * r, 3 * r))
+        self.stem.bias.data.copy_(first.bias.detach())
+        self.convs = nn.ModuleList(plain.convs[1:])
+        self.shuffle = plain.shuffle
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.stem(x))
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i < len(self.convs) - 1:
+                h = F.relu(h)
+        return self.shuffle(h)
 
 
 class SRCNNStudent(ResidualStudent):
@@ -226,6 +268,11 @@ def kd_s4_c32() -> S2DConfig:
 @register("kd-s4-c16")
 def kd_s4_c16() -> S2DConfig:
     return S2DConfig(scale=4, channels=16, num_convs=3, reparam=True)
+
+
+@register("kd-s4-c24")
+def kd_s4_c24() -> S2DConfig:
+    return S2DConfig(scale=4, channels=24, num_convs=3, reparam=True)
 
 
 @register("kd-s4-c48")

@@ -108,7 +108,7 @@ def test_unavailable_engine_says_why(random_student_path):
 def test_auto_says_what_it_chose(random_student_path, capsys):
     engine = create_engine("auto", model=random_student_path)
     line = capsys.readouterr().err.strip()
-    assert line.startswith(f"kdcam: engine {engine.name}:") and "\n" not in line
+    assert line.startswith(f"kdcam: engine {engine.name} [{engine.describe()}]: ") and "\n" not in line
     engine.close()
 
 
