@@ -27,6 +27,7 @@ class EngineSpec:
 
 # In order of preference for "auto": fastest first (see README's benchmark table).
 ENGINES: tuple[EngineSpec, ...] = (
+    EngineSpec("tensorrt", "engines.tensorrt_engine", "availability", "create", "TensorRT engine on a CUDA GPU (fp16 graph, one upload and one download per frame)"),
     EngineSpec("torch-cuda", "engines.torch_engine", "cuda_availability", "create_cuda", "fp16 on a CUDA GPU"),
     EngineSpec("openvino", "engines.openvino_engine", "availability", "create", "the fastest CPU runtime available"),
     EngineSpec("onnxruntime", "engines.onnxruntime_engine", "availability", "create", "the portable CPU default"),

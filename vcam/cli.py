@@ -37,6 +37,9 @@ from vcam import live_cli  # noqa: E402
 app.command("start")(live_cli.start)
 app.command("setup")(live_cli.setup)
 app.command("devices")(live_cli.devices)
+from vcam import build_engine_cli  # noqa: E402
+
+app.command("build-engine")(build_engine_cli.build_engine)
 
 
 def main() -> None:
