@@ -31,6 +31,8 @@ def resolve_model_path(model: str | Path | None) -> Path:
     """The checkpoint file for ``--model``: None means the shipped default; a folder means
     the single ``*.safetensors`` inside it."""
     if model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise KdcamError(f"the shipped default model is missing ({DEFAULT_MODEL}); reinstall kdcam or pass --model")
         return DEFAULT_MODEL
     path = Path(model).expanduser()
     if path.is_dir():
