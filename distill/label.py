@@ -177,7 +177,7 @@ def label(
     """
     from tqdm import tqdm
 
-    from distill.train import distributed, make_patches, prepare_data
+    from distill.train import distributed, make_patches, prepare_data, remove_stale_partials
 
     if (teacher is None) == (teacher_weights is None):
         raise KdcamError("pass exactly one of --teacher FILE (our teacher or an official .pth) and --teacher-weights FILE.pth")
@@ -221,6 +221,8 @@ def label(
                 # more items than before is fine: the new ones are added
             if problem is None:
                 atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+                if (out / ITEMS_DIR).is_dir():
+                    remove_stale_partials(out / ITEMS_DIR)  # left by a killed run
         from distill.train import _barrier, _broadcast_error
 
         _broadcast_error(info, problem)

@@ -387,6 +387,19 @@ def _reduce_means(sums: dict[str, float], count: int, info: DistInfo) -> dict[st
     return {k: float(v) / total for k, v in zip(keys, values[:-1].tolist())}
 
 
+def remove_stale_partials(folder: Path) -> int:
+    """Delete temporary files that a killed writer left in ``folder``; returns how many.
+
+    Call it only while no other process writes there (rank 0, before the others start).
+    """
+    removed = 0
+    for tmp in folder.glob(".*.partial-*"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
 def _json_line(entry: dict[str, Any]) -> str:
     return json.dumps(entry, allow_nan=False, default=str) + "\n"
 
@@ -424,6 +437,7 @@ def run_loop(task: Task, opts: LoopOptions, info: DistInfo) -> dict[str, Any]:
     problem = None
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(out)
     if state_path.is_file():
         try:
             st = load_train_state(state_path)
@@ -706,7 +720,8 @@ def train_student(
         if items is not None and items != label_cache.items:
             raise KdcamError(f"--items {items} differs from the label cache ({label_cache.items} items); leave --items out")
         items = label_cache.items
-        label_cache.check_complete()
+        if criterion.needs_teacher:
+            label_cache.check_complete()
 
     with distributed(device) as info:
         split = prepare_data(data, val_fraction=val_fraction, seed=seed, max_side=max_side, load_val=val_every > 0)

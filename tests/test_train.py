@@ -202,6 +202,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(photos, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == resumed_state and summary["steps"] == steps
+    assert not list(out.glob(".*partial*"))  # temporary files of the killed writer are gone
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == list(range(5, steps + 1, 5))  # continuous, no gaps or repeats
     assert [e["step"] for e in load_train_state(state).history] == list(range(5, steps + 1, 5))
