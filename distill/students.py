@@ -75,11 +75,11 @@ class RepConv3x3(nn.Module):
     The branches are linear and share the input, so they fold exactly into one 3x3 conv.
     """
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, *, identity: bool = True) -> None:
         super().__init__()
         self.conv3 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 1)
-        self.identity = in_ch == out_ch
+        self.identity = identity and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv3(x) + self.conv1(x)
@@ -151,11 +151,14 @@ class SpaceToDepthStudent(ResidualStudent):
         self.multiple = config.scale
         grid = config.in_channels * config.scale**2
         widths = [grid] + [config.channels] * (config.num_convs - 1) + [grid]
-        conv: Callable[[int, int], nn.Module] = (
-            RepConv3x3 if config.reparam else (lambda i, o: nn.Conv2d(i, o, 3, padding=1))
-        )
+        pairs = list(zip(widths[:-1], widths[1:]))
+        if config.reparam:
+            # no identity branch on the output conv, so a zeroed conv is a zero residual
+            convs = [RepConv3x3(i, o, identity=k < len(pairs) - 1) for k, (i, o) in enumerate(pairs)]
+        else:
+            convs = [nn.Conv2d(i, o, 3, padding=1) for i, o in pairs]
         self.unshuffle = nn.PixelUnshuffle(config.scale)
-        self.convs = nn.ModuleList(conv(i, o) for i, o in zip(widths[:-1], widths[1:]))
+        self.convs = nn.ModuleList(convs)
         self.shuffle = nn.PixelShuffle(config.scale)
         # Start as the identity map: the residual begins at zero, so early training
         # cannot make a frame worse than the input.
