@@ -81,3 +81,39 @@ def test_auto_on_cuda_is_a_gpu_engine(random_student_path):
 
     with create_engine("auto", model=random_student_path, quiet=True) as engine:
         assert engine.name in ("tensorrt", "torch-cuda")
+
+
+def test_gpu_check_report_helpers(tmp_path):
+    """The pure parts of scripts/gpu_check.py (the whole script: --device cpu --dry-run)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+
+    f = gc.test_frame(64, 48)
+    assert f.shape == (48, 64, 3) and f.dtype == np.uint8 and np.array_equal(f, gc.test_frame(64, 48))
+    assert f.std() > 10
+    g = f.copy()
+    g[0, 0, 0] = f[0, 0, 0] - 3 if f[0, 0, 0] >= 3 else f[0, 0, 0] + 3
+    assert gc.diff_stats(f, g) == {"max_abs": 3, "mean_abs": 3 / g.size, "frac_differing": 1 / g.size}
+    res = {
+        "environment": gc.environment(torch.device("cpu")),
+        "dry_run": False,
+        "seconds": 2.0,
+        "speed": [
+            {"model": "m", "engine": "e", "size": "1920x1080", "e2e_fps": 900.0, "device_fps": 2500.0},
+            {"model": "m", "engine": "t", "size": "3840x2160", "skipped": "time budget reached"},
+        ],
+        "diffs": [{"model": "m", "engine": "e", "cpu_engine": "ort", "size": "1280x720", "max_abs": 1, "mean_abs": 0.01, "frac_differing": 0.01}],
+        "notes": ["n"],
+        "errors": [],
+    }
+    res["target"] = gc.target_line(res, "m", (1920, 1080))
+    assert "device only: 2,500 fps (meets)" in res["target"] and "end to end: 900 fps (misses)" in res["target"]
+    gc.save(res, tmp_path)
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "| m | e | 1920x1080 | 900 | 2,500.0 | 0.400 |" in md and "skipped: time budget reached" in md
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["speed"][0]["device_fps"] == 2500.0
