@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill.checkpoint import DEFAULT_MODEL, load_student, save_student  # noqa: E402
-from distill.students import create_student  # noqa: E402
+from distill.students import DEFAULT_STUDENT, create_student  # noqa: E402
 
 SIZES = [(1280, 720), (1920, 1080), (3840, 2160)]
 DRY_SIZES = [(128, 72), (192, 108), (384, 216)]  # same code path, 1/10 of each side
@@ -67,18 +67,19 @@ def prepare_models(workdir: Path, notes: list[str]) -> list[tuple[str, Path]]:
     """(label, checkpoint path) of the default student and the SRCNN reference."""
     models = []
     if DEFAULT_MODEL.is_file():
-        models.append(("default student", DEFAULT_MODEL))
+        _, meta = load_student(DEFAULT_MODEL)
+        models.append((f"default student ({meta['arch']}, shipped weights)", DEFAULT_MODEL))
     else:
         torch.manual_seed(0)
-        student = create_student("kd-s4-c32")
+        student = create_student(DEFAULT_STUDENT)
         with torch.no_grad():  # the last conv starts at zero; perturb so outputs differ from inputs
             for p in student.parameters():
                 p.add_(torch.randn_like(p) * 0.02)
-        path = save_student(student, workdir / "kd-s4-c32-random.safetensors", card={"note": "gpu_check random weights"})
-        models.append(("default student (kd-s4-c32, random weights)", path))
+        path = save_student(student, workdir / f"{DEFAULT_STUDENT}-random.safetensors", card={"note": "gpu_check random weights"})
+        models.append((f"default student ({DEFAULT_STUDENT}, random weights)", path))
         notes.append(
             f"The trained default model ({DEFAULT_MODEL}) is not in this checkout; the default architecture "
-            "kd-s4-c32 ran with random weights (same speed; output differences are still meaningful)."
+            f"{DEFAULT_STUDENT} ran with random weights (same speed; output differences are still meaningful)."
         )
     torch.manual_seed(1)
     srcnn = create_student("srcnn-955")
