@@ -9,7 +9,6 @@ Thin typer wrappers over keyword-only functions (``distill.train.train_student``
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -283,11 +282,9 @@ def export_cmd(
 
 
 def main() -> None:
-    try:
-        app()
-    except KdcamError as err:
-        print(f"kdcam: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    from vcam.cli import run_app
+
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,14 @@ def random_student_path(tmp_path_factory) -> Path:
         for p in student.parameters():
             p.normal_(0.0, 0.05)
     return save_student(student, tmp_path_factory.mktemp("student") / "random.safetensors", card={"note": "test"})
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, shared_dir) -> Path:
+    """Five of the shared training photos, copied into a folder of their own."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("photos")
+    for path in sorted((shared_dir / "data" / "train").glob("*.jpg"))[:5]:
+        shutil.copy(path, folder / path.name)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_DIR = REPO.parent / "shared" / "data" / "train"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    if not TRAIN_DIR.is_dir():
-        pytest.skip(f"shared training photos not found at {TRAIN_DIR}")
-    folder = tmp_path_factory.mktemp("photos")
-    for path in sorted(TRAIN_DIR.glob("*.jpg"))[:5]:
-        shutil.copy(path, folder / path.name)
-    return folder
 
 
 def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
@@ -57,8 +45,11 @@ def test_two_process_training_equals_one_process(photos, tmp_path):
                   threads=1, log_every=3, val_every=3, val_items=4, ckpt_every=3, progress=False)
     a = load_file(str(ddp / "student-last.safetensors"))
     b = load_file(str(single / "student-last.safetensors"))
+    # The output conv starts at zero, so early gradients of the other layers are tiny and
+    # Adam's normalisation magnifies summation-order rounding to ~1e-5. A wrong split or
+    # summed instead of averaged gradients moves weights by ~lr (1e-3) per step.
     for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-5), key
+        assert torch.allclose(a[key], b[key], atol=2e-4), (key, float((a[key] - b[key]).abs().max()))
 
 
 @pytest.mark.slow

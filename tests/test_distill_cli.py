@@ -18,7 +18,6 @@ from distill.errors import KdcamError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-TRAIN_DIR = SHARED / "data" / "train"
 EVAL_DIR = SHARED / "data" / "eval"
 COMMANDS = ("fit-teacher", "label", "train", "evaluate", "export")
 
@@ -31,16 +30,6 @@ def invoke(*args: str):
         raise result.exception
     assert result.exit_code == 0, result.output
     return result
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    if not TRAIN_DIR.is_dir():
-        pytest.skip(f"shared training photos not found at {TRAIN_DIR}")
-    folder = tmp_path_factory.mktemp("photos")
-    for path in sorted(TRAIN_DIR.glob("*.jpg"))[:5]:
-        shutil.copy(path, folder / path.name)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,7 @@ from distill.errors import KdcamError
 from distill.label import label, open_labels, teacher_bgr
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_DIR = REPO.parent / "shared" / "data" / "train"
 OPTS = dict(crop=32, max_side=256, threads=1, progress=False, seed=1)
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    if not TRAIN_DIR.is_dir():
-        pytest.skip(f"shared training photos not found at {TRAIN_DIR}")
-    folder = tmp_path_factory.mktemp("photos")
-    for path in sorted(TRAIN_DIR.glob("*.jpg"))[:5]:
-        shutil.copy(path, folder / path.name)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def run_bench(
     for w, h in sizes:
         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         fps = time_fps(lambda: unsharp_mask(frame, sigma=1.0, amount=1.0), max_seconds=max_seconds)
-        rows.append({"design": "unsharp-mask", "engine": "opencv", "detail": f"OpenCV", "size": f"{w}x{h}", "fps": fps})
+        rows.append({"design": "unsharp-mask", "engine": "opencv", "detail": "OpenCV", "size": f"{w}x{h}", "fps": fps})
     return {"machine": machine_name(), "rows": rows, "ratios": _ratios(rows)}
 
 

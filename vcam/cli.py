@@ -42,16 +42,21 @@ from vcam import build_engine_cli  # noqa: E402
 app.command("build-engine")(build_engine_cli.build_engine)
 
 
-def main() -> None:
+def run_app(typer_app: typer.Typer) -> None:
+    """The CLI boundary: a ``KdcamError`` becomes its one line on stderr and exit code 1."""
     import cv2
 
     # OpenCV's own warnings duplicate our one-line errors.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        app()
+        typer_app()
     except KdcamError as err:
         print(f"kdcam: error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def main() -> None:
+    run_app(app)
 
 
 if __name__ == "__main__":
