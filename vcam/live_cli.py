@@ -17,21 +17,21 @@ from vcam.config import DEFAULT_CAMERA_NAME, resolve_settings
 
 
 def start(
-    device: Annotated[Optional[str], typer.Option(help="Camera index (0, 1, ...), video file or URL. [default: 0]")] = None,
-    size: Annotated[Optional[str], typer.Option(help="Frame size WIDTHxHEIGHT, asked of the camera and published. [default: the camera's 1280x720 / the file's own]")] = None,
-    fps: Annotated[Optional[str], typer.Option(help="Target (published) frames per second. [default: 30]")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="Inference engine: auto, openvino, onnxruntime, torch, torch-cuda. [default: auto]")] = None,
-    strength: Annotated[Optional[str], typer.Option(help="Sharpening strength, 0 (off) to 2; 1 is the trained model. [default: 1]")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Student checkpoint (.safetensors). [default: the shipped model]")] = None,
-    camera_name: Annotated[Optional[str], typer.Option(help=f"Virtual camera to publish to. [default: {DEFAULT_CAMERA_NAME}]")] = None,
-    vcam_backend: Annotated[Optional[str], typer.Option(help="pyvirtualcam backend (v4l2loopback, obs, unitycapture). [default: this OS's]")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Camera index (0, 1, ...), video file or URL.", show_default="0")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Frame size WIDTHxHEIGHT, asked of the camera and published.", show_default="the camera's 1280x720 / the file's own")] = None,
+    fps: Annotated[Optional[str], typer.Option(help="Target (published) frames per second.", show_default="30")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="Inference engine: auto, openvino, onnxruntime, torch, torch-cuda.", show_default="auto")] = None,
+    strength: Annotated[Optional[str], typer.Option(help="Sharpening strength, 0 (off) to 2; 1 is the trained model.", show_default="1")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Student checkpoint (.safetensors).", show_default="the shipped model")] = None,
+    camera_name: Annotated[Optional[str], typer.Option(help="Virtual camera to publish to.", show_default=DEFAULT_CAMERA_NAME)] = None,
+    vcam_backend: Annotated[Optional[str], typer.Option(help="pyvirtualcam backend (v4l2loopback, obs, unitycapture).", show_default="this OS's")] = None,
     loop: Annotated[Optional[bool], typer.Option("--loop/--no-loop", help="Replay a video file when it ends.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Also record the sharpened stream: .mp4 (small), .avi (MJPEG), .mkv (lossless).")] = None,
     vcam: Annotated[Optional[bool], typer.Option("--vcam/--no-vcam", help="Publish to the virtual camera (--no-vcam: record or check only).")] = None,
     preview: Annotated[Optional[bool], typer.Option("--preview/--no-preview", help="Open a before/after window (space, +/-, m, s, q).")] = None,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after sending this many frames.")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Config file of defaults. [default: ~/.config/kdcam/config.toml]")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Config file of defaults.", show_default="~/.config/kdcam/config.toml")] = None,
     frame_log: Annotated[Optional[Path], typer.Option(hidden=True, help="CSV of the capture frame behind each sent frame.")] = None,
 ) -> None:
     """Sharpen a webcam (or video) live and publish it as a virtual camera."""
@@ -60,7 +60,7 @@ def start(
 
 
 def setup(
-    os_name: Annotated[Optional[str], typer.Option("--os", help="Print the steps for linux, windows or macos. [default: this OS]")] = None,
+    os_name: Annotated[Optional[str], typer.Option("--os", help="Print the steps for linux, windows or macos.", show_default="this OS")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Linux, as root: run the steps (install, config files, load the module).")] = False,
     camera_name: Annotated[str, typer.Option(help="Name of the virtual camera.")] = DEFAULT_CAMERA_NAME,
     video_nr: Annotated[int, typer.Option(help="Linux: N of /dev/videoN for the virtual camera.")] = 10,
