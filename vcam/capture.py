@@ -280,7 +280,35 @@ def output_shape(info: SourceInfo, size: tuple[int, int] | None) -> tuple[int, i
     return height, width, 3
 
 
-class CaptureThread(threading.Thread):
+class StageThread(threading.Thread):
+    """One stage of the live loop: runs ``_work()``, then closes its output mailbox so the
+    next stage winds down too. Any error stops the whole loop and is kept in ``error`` for
+    the main thread to re-raise."""
+
+    def __init__(self, *, name: str, stop: threading.Event, output: LatestFrame) -> None:
+        super().__init__(name=name, daemon=True)
+        self._halt = stop
+        self._output = output
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as err:  # handed to the main thread, which re-raises it
+            self.error = err
+            self._halt.set()
+        finally:
+            self._release()
+            self._output.close()
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Release what the stage holds (before its output closes)."""
+
+
+class CaptureThread(StageThread):
     """Reads the source as fast as it gives frames and publishes each into ``mailbox``.
 
     A source that stops giving frames (unplugged, a stream that ends or errors) is
@@ -300,27 +328,18 @@ class CaptureThread(threading.Thread):
         backoff: tuple[float, float] = (0.25, 5.0),
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        super().__init__(name="kdcam-capture", daemon=True)
+        super().__init__(name="kdcam-capture", stop=stop, output=mailbox)
         self._source: FrameSource | None = source
         self._factory = factory
         self._mailbox = mailbox
         self._stats = stats
-        self._halt = stop
         self._log = log
         self._backoff = backoff
         self._clock = clock
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self._capture()
-        except BaseException as err:  # handed to the main thread, which re-raises it
-            self.error = err
-            self._halt.set()
-        finally:
-            if self._source is not None:
-                self._source.close()
-            self._mailbox.close()
+    def _release(self) -> None:
+        if self._source is not None:
+            self._source.close()
 
     def _staging_for(self, source: FrameSource) -> np.ndarray | None:
         # Where the source writes: straight into the mailbox slot when the sizes match,
@@ -330,7 +349,7 @@ class CaptureThread(threading.Thread):
             return None
         return np.empty((source.info.height, source.info.width, 3), np.uint8)
 
-    def _capture(self) -> None:
+    def _work(self) -> None:
         source = self._source
         staging = self._staging_for(source)
         mailbox, stats, clock = self._mailbox, self._stats, self._clock

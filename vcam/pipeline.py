@@ -32,6 +32,7 @@ from vcam.capture import (
     FrameSource,
     LatestFrame,
     SourceFactory,
+    StageThread,
     default_log,
     describe_source,
     output_shape,
@@ -46,7 +47,7 @@ from vcam.stats import LiveStats, format_summary
 JOIN_TIMEOUT_S = 5.0
 
 
-class ProcessThread(threading.Thread):
+class ProcessThread(StageThread):
     """Sharpens the newest captured frame, drops the ones it had no time for."""
 
     def __init__(
@@ -60,26 +61,15 @@ class ProcessThread(threading.Thread):
         stop: threading.Event,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        super().__init__(name="kdcam-process", daemon=True)
+        super().__init__(name="kdcam-process", stop=stop, output=outbox)
         self._engine = engine
         self._inbox = inbox
         self._outbox = outbox
         self._controls = controls
         self._stats = stats
-        self._halt = stop
         self._clock = clock
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self._process()
-        except BaseException as err:  # handed to the main thread, which re-raises it
-            self.error = err
-            self._halt.set()
-        finally:
-            self._outbox.close()
-
-    def _process(self) -> None:
+    def _work(self) -> None:
         inbox, outbox, controls, stats, clock = self._inbox, self._outbox, self._controls, self._stats, self._clock
         sharpen = self._engine.sharpen
         keep_before = outbox.writable().before is not None  # only a preview needs the input
