@@ -252,7 +252,7 @@ _BUILDERS: dict[type, type[ResidualStudent]] = {S2DConfig: SpaceToDepthStudent, 
 STUDENTS: dict[str, Callable[[], S2DConfig | SRCNNConfig]] = {}
 
 #: the architecture of the shipped default student
-DEFAULT_STUDENT = "kd-s4-c32"
+DEFAULT_STUDENT = "kd-s4-c16"
 
 
 def register(name: str):
