@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 
 from distill.atomic import atomic_path, atomic_write_text
 from distill.errors import KdcamError
+from distill.file_header import read_json_header
 from distill.students import ResidualStudent, build_from_config, config_from_dict, config_to_dict
 
 FORMAT = "kdcam-student"
@@ -47,21 +48,10 @@ def resolve_model_path(model: str | Path | None) -> Path:
 
 def read_metadata(path: Path) -> dict:
     """The checkpoint's JSON metadata; raises KdcamError for anything that is not ours."""
-    not_ours = f"{path}: not a kdcam student checkpoint (expected a .safetensors file written by `kdcam distill export`)"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError):
-        raise KdcamError(not_ours) from None
-    try:
-        data = json.loads(meta[_META_KEY])
-    except (KeyError, json.JSONDecodeError):
-        raise KdcamError(not_ours) from None
-    if data.get("format") != FORMAT:
-        raise KdcamError(not_ours)
-    if data.get("version", 0) > FORMAT_VERSION:
-        raise KdcamError(f"{path}: written by a newer kdcam (format {data['version']}); upgrade kdcam")
-    return data
+    return read_json_header(
+        path, key=_META_KEY, fmt=FORMAT, version=FORMAT_VERSION, what="student checkpoint",
+        fix="expected a .safetensors file written by `kdcam distill export`",
+    )
 
 
 def load_student(model: str | Path | None = None) -> tuple[ResidualStudent, dict]:

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from distill.atomic import atomic_path, atomic_write_text
 from distill.errors import KdcamError
+from distill.file_header import read_json_header
 
 FORMAT = "kdcam-train-state"
 FORMAT_VERSION = 1
@@ -169,19 +170,10 @@ def save_train_state(
 
 def read_train_header(path: str | Path) -> dict[str, Any]:
     """The JSON header of a training checkpoint (no tensors loaded)."""
-    path = Path(path)
-    not_ours = f"{path}: not a kdcam training checkpoint; delete it or pass another --out folder"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        header = json.loads(meta[_META_KEY])
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError):
-        raise KdcamError(not_ours) from None
-    if header.get("format") != FORMAT:
-        raise KdcamError(not_ours)
-    if header.get("version", 0) > FORMAT_VERSION:
-        raise KdcamError(f"{path}: written by a newer kdcam (train-state format {header['version']}); upgrade kdcam")
-    return header
+    return read_json_header(
+        path, key=_META_KEY, fmt=FORMAT, version=FORMAT_VERSION, what="training checkpoint",
+        fix="delete it or pass another --out folder",
+    )
 
 
 def is_train_state(path: str | Path) -> bool:
