@@ -14,6 +14,10 @@ from distill.checkpoint import load_student, resolve_model_path
 from distill.onnx_export import export_onnx, file_sha256
 
 WEIGHTS_KEY = "kdcam_weights_sha256"
+GRAPH_KEY = "kdcam_graph"
+#: bump when distill/frame_graph.py changes what the exported graphs compute or return,
+#: so that shipped and cached ONNX files from before are re-exported, never reused
+GRAPH_VERSION = "1"
 
 
 def cache_dir() -> Path:
@@ -25,20 +29,28 @@ def sibling_onnx(weights: Path, *, graph: str = "delta", precision: str = "fp32"
     return weights.with_suffix(f".{graph}-{precision}.onnx")
 
 
-def stamped_weights(onnx_path: Path) -> str | None:
+def _stamp(weights_sha: str, graph: str, precision: str) -> dict[str, str]:
+    return {WEIGHTS_KEY: weights_sha, GRAPH_KEY: f"{graph}-{precision}-v{GRAPH_VERSION}"}
+
+
+def is_current(onnx_path: Path, stamp: dict[str, str]) -> bool:
+    """Whether ``onnx_path`` was exported from these weights by this graph version."""
     import onnx
 
+    if not onnx_path.is_file():
+        return False
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception:  # a corrupt cache entry is simply re-exported
-        return None
-    return next((p.value for p in model.metadata_props if p.key == WEIGHTS_KEY), None)
+        return False
+    props = {p.key: p.value for p in model.metadata_props}
+    return all(props.get(k) == v for k, v in stamp.items())
 
 
 def write_onnx(weights: Path, onnx_path: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
     """Export the checkpoint's graph to ``onnx_path``, stamped with the weights' sha256."""
     student, _ = load_student(weights)
-    meta = {WEIGHTS_KEY: file_sha256(weights)}
+    meta = _stamp(file_sha256(weights), graph, precision)
     return export_onnx(student, onnx_path, graph=graph, precision=precision, metadata=meta)
 
 
@@ -46,10 +58,11 @@ def onnx_for(model: str | Path | None, *, graph: str = "delta", precision: str =
     """The ONNX file for a checkpoint: its shipped sibling if current, else a cached export."""
     weights = resolve_model_path(model)
     sha = file_sha256(weights)
+    stamp = _stamp(sha, graph, precision)
     sibling = sibling_onnx(weights, graph=graph, precision=precision)
-    if sibling.is_file() and stamped_weights(sibling) == sha:
+    if is_current(sibling, stamp):
         return sibling
-    cached = cache_dir() / "onnx" / f"{sha[:20]}.{graph}-{precision}.onnx"
-    if cached.is_file() and stamped_weights(cached) == sha:
+    cached = cache_dir() / "onnx" / f"{sha[:20]}.{graph}-{precision}-v{GRAPH_VERSION}.onnx"
+    if is_current(cached, stamp):
         return cached
     return write_onnx(weights, cached, graph=graph, precision=precision)

@@ -117,9 +117,11 @@ def test_onnx_export_has_dynamic_size_and_passes_the_checker(tmp_path, graph):
 def test_default_model_files_agree():
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert meta == read_metadata(DEFAULT_MODEL)
-    from engines.onnx_model import WEIGHTS_KEY, sibling_onnx
     from distill.onnx_export import file_sha256
+    from engines.onnx_model import _stamp, is_current, onnx_for, sibling_onnx
 
-    shipped = onnx.load(str(sibling_onnx(DEFAULT_MODEL)))
-    stamp = {p.key: p.value for p in shipped.metadata_props}[WEIGHTS_KEY]
-    assert stamp == file_sha256(DEFAULT_MODEL), "the shipped ONNX file was exported from the shipped weights"
+    shipped = sibling_onnx(DEFAULT_MODEL)
+    assert is_current(shipped, _stamp(file_sha256(DEFAULT_MODEL), "delta", "fp32")), (
+        "the shipped ONNX file is stale: re-export it with engines.onnx_model.write_onnx"
+    )
+    assert onnx_for(None) == shipped  # engines use it as shipped, no export at start-up
