@@ -41,7 +41,7 @@ def load_any_teacher(path: str | Path | None) -> tuple[torch.nn.Module, dict[str
 
     Returns ``(model in eval mode on the CPU, description for model cards)``.
     """
-    from distill.onnx_export import file_sha256
+    from distill.atomic import file_sha256
     from distill.teacher import load_official_checkpoint, load_teacher, read_teacher_metadata
 
     if path is None:

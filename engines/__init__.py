@@ -1,6 +1,24 @@
-"""Inference runtimes behind one small protocol (see ``engines.base.Engine``)."""
+"""Inference runtimes behind one small protocol (see ``engines.base.Engine``).
 
-from engines.base import Engine
-from engines.registry import ENGINE_NAMES, ENGINES, create_engine, engine_status
+Names are loaded on first use (PEP 562): ``kdcam --help`` and the commands that need no
+engine do not import torch or any runtime.
+"""
 
-__all__ = ["ENGINES", "ENGINE_NAMES", "Engine", "create_engine", "engine_status"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Engine": "engines.base",
+    "ENGINES": "engines.registry",
+    "ENGINE_NAMES": "engines.registry",
+    "create_engine": "engines.registry",
+    "engine_status": "engines.registry",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'engines' has no attribute {name!r}")

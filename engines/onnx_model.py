@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from distill.checkpoint import load_student, resolve_model_path
-from distill.onnx_export import export_onnx, file_sha256
+from distill.atomic import file_sha256
 
 WEIGHTS_KEY = "kdcam_weights_sha256"
 GRAPH_KEY = "kdcam_graph"
@@ -49,6 +48,9 @@ def is_current(onnx_path: Path, stamp: dict[str, str]) -> bool:
 
 def write_onnx(weights: Path, onnx_path: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
     """Export the checkpoint's graph to ``onnx_path``, stamped with the weights' sha256."""
+    from distill.checkpoint import load_student
+    from distill.onnx_export import export_onnx
+
     student, _ = load_student(weights)
     meta = _stamp(file_sha256(weights), graph, precision)
     return export_onnx(student, onnx_path, graph=graph, precision=precision, metadata=meta)
@@ -56,6 +58,8 @@ def write_onnx(weights: Path, onnx_path: Path, *, graph: str = "delta", precisio
 
 def onnx_for(model: str | Path | None, *, graph: str = "delta", precision: str = "fp32") -> Path:
     """The ONNX file for a checkpoint: its shipped sibling if current, else a cached export."""
+    from distill.checkpoint import resolve_model_path
+
     weights = resolve_model_path(model)
     sha = file_sha256(weights)
     stamp = _stamp(sha, graph, precision)

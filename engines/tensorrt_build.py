@@ -342,7 +342,7 @@ def prepare(
 ) -> tuple[Path, dict, ec.Profile]:
     """ONNX file, engine metadata and profile for a build (no TensorRT calls)."""
     from distill.checkpoint import load_student, resolve_model_path
-    from distill.onnx_export import file_sha256
+    from distill.atomic import file_sha256
     from engines.onnx_model import onnx_for
 
     if precision not in ec.PRECISIONS:
@@ -364,7 +364,7 @@ def prepare(
 
 def is_current(path: Path, meta: dict) -> bool:
     """True when ``path`` is an engine built from exactly ``meta``'s inputs on this device."""
-    from distill.onnx_export import file_sha256
+    from distill.atomic import file_sha256
 
     if not path.is_file():
         return False

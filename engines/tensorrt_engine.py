@@ -275,7 +275,7 @@ def _from_cache(*, model, student, size, precision, trt, current, quiet) -> Tens
 
 
 def _from_file(path: Path, *, model, student, precision, trt, current) -> TensorRTEngine:
-    from distill.onnx_export import file_sha256
+    from distill.atomic import file_sha256
 
     if not path.is_file():
         raise KdcamError(f"{path}: TensorRT engine file not found; build it with: kdcam build-engine --output {path}")

@@ -117,7 +117,7 @@ def test_onnx_export_has_dynamic_size_and_passes_the_checker(tmp_path, graph):
 def test_default_model_files_agree():
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert meta == read_metadata(DEFAULT_MODEL)
-    from distill.onnx_export import file_sha256
+    from distill.atomic import file_sha256
     from engines.onnx_model import _stamp, is_current, onnx_for, sibling_onnx
 
     shipped = sibling_onnx(DEFAULT_MODEL)

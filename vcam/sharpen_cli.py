@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from vcam.sharpen import sharpen_files
 
 
 def sharpen(
@@ -18,6 +17,8 @@ def sharpen(
     model: Annotated[Optional[Path], typer.Option(help="Student checkpoint (.safetensors); default: the shipped one.")] = None,
 ) -> None:
     """Sharpen image files (PNG in, PNG out) and video files (same frames, size and fps)."""
+    from vcam.sharpen import sharpen_files
+
     failures = sharpen_files(inputs=inputs, output_dir=output, strength=strength, engine=engine, model=model)
     if failures:
         raise typer.Exit(code=1)
