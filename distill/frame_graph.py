@@ -1,9 +1,11 @@
 """The graphs that engines run on each frame.
 
 ``DeltaGraph`` (CPU engines): the luma plane (or the BGR planes) as uint8 in, the
-sharpening delta as int16 out. The host does the cheap per-pixel work with OpenCV's
-saturating uint8 kernels (grey conversion in, ``frame + delta`` out), which at 1080p is
-several times faster than float elementwise ops over the whole BGR frame in a graph.
+sharpening delta out as two uint8 planes, its positive and its negative part. The host
+does the cheap per-pixel work with OpenCV's saturating uint8 kernels (grey conversion
+in, ``frame + pos - neg`` out; at most one of the two is non-zero at a pixel, so that
+equals ``frame + delta`` clamped), several times faster at 1080p than float elementwise
+ops over the whole BGR frame in a graph.
 
 ``FrameGraph`` (GPU engines): the whole frame, uint8 BGR in and out, with luma
 extraction, blend, rounding and clamping on the device, so the host makes one upload and
@@ -22,7 +24,8 @@ from distill.students import ResidualStudent, grey_from_bgr_uint8
 
 
 class DeltaGraph(nn.Module):
-    """``forward(planes uint8 [H, W] (luma) or [H, W, 3] (BGR), strength [1]) -> int16 delta``."""
+    """``forward(planes uint8 [H, W] (luma) or [H, W, 3] (BGR), strength [1]) -> (pos, neg)``,
+    both uint8 of the planes' shape."""
 
     def __init__(self, student: ResidualStudent, *, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -35,7 +38,10 @@ class DeltaGraph(nn.Module):
         x = x.unsqueeze(0).unsqueeze(0) if self.luma else x.permute(2, 0, 1).unsqueeze(0)
         r = self.residual(x).to(torch.float32)
         r = r[0, 0] if self.luma else r[0].permute(1, 2, 0)
-        return torch.round(r * (strength * 255.0)).to(torch.int16)
+        delta = torch.round(r * (strength * 255.0))
+        pos = torch.clamp(delta, 0.0, 255.0).to(torch.uint8)
+        neg = torch.clamp(-delta, 0.0, 255.0).to(torch.uint8)
+        return pos, neg
 
 
 class FrameGraph(nn.Module):

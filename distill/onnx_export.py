@@ -15,10 +15,10 @@ from distill.students import ResidualStudent
 
 OPSET = 18  # >= 17; torch's exporter builds opset 18 natively (17 is converted down with a warning)
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
-#: graph kind -> (module, input names, output name); see distill.frame_graph
+#: graph kind -> (module, input names, output names); see distill.frame_graph
 GRAPHS = {
-    "delta": (DeltaGraph, ("planes", "strength"), "delta"),
-    "frame": (FrameGraph, ("frame", "strength"), "sharpened"),
+    "delta": (DeltaGraph, ("planes", "strength"), ("delta_pos", "delta_neg")),
+    "frame": (FrameGraph, ("frame", "strength"), ("sharpened",)),
 }
 
 
@@ -40,7 +40,7 @@ def export_onnx(
         raise KdcamError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
     if graph not in GRAPHS:
         raise KdcamError(f"unknown graph '{graph}'; choose one of: {', '.join(GRAPHS)}")
-    module_cls, input_names, output_name = GRAPHS[graph]
+    module_cls, input_names, output_names = GRAPHS[graph]
     module = module_cls(student.eval(), dtype=PRECISIONS[precision]).eval()
     m = student.multiple
     planes_shape = (8 * m, 12 * m) if (graph == "delta" and student.in_channels == 1) else (8 * m, 12 * m, 3)
@@ -59,7 +59,7 @@ def export_onnx(
             example,
             str(tmp),
             input_names=list(input_names),
-            output_names=[output_name],
+            output_names=list(output_names),
             opset_version=OPSET,
             dynamic_shapes=dynamic,
             dynamo=True,

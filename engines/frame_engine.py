@@ -88,30 +88,34 @@ class FrameEngine:
 class DeltaEngine(FrameEngine):
     """A CPU engine that runs the delta graph (see ``distill.frame_graph.DeltaGraph``).
 
-    Per frame: grey conversion (luma students), the network, then ``frame + delta``
-    with OpenCV's saturating add. Subclasses implement ``_infer(planes, strength, delta)``.
+    Per frame: grey conversion (luma students), the network, then ``frame + pos - neg``
+    with OpenCV's saturating uint8 add and subtract. Subclasses implement
+    ``_infer(planes, strength, pos, neg)``, writing into the two given buffers.
     """
 
     def __init__(self, *, multiple: int, luma: bool) -> None:
         super().__init__(multiple=multiple)
         self._luma = luma
 
-    def _infer(self, planes: np.ndarray, strength: float, delta: np.ndarray) -> None:
+    def _infer(self, planes: np.ndarray, strength: float, pos: np.ndarray, neg: np.ndarray) -> None:
         raise NotImplementedError
 
     def _allocate(self, height: int, width: int) -> None:
+        plane = (height, width) if self._luma else (height, width, 3)
+        self._pos, self._neg = np.empty(plane, np.uint8), np.empty(plane, np.uint8)
         if self._luma:
             self._grey = np.empty((height, width), np.uint8)
-            self._delta = np.empty((height, width), np.int16)
-            self._delta3 = np.empty((height, width, 3), np.int16)
-        else:
-            self._delta3 = np.empty((height, width, 3), np.int16)
+            self._pos3 = np.empty((height, width, 3), np.uint8)
+            self._neg3 = np.empty((height, width, 3), np.uint8)
 
     def _process(self, frame: np.ndarray, strength: float, out: np.ndarray) -> None:
         if self._luma:
             cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=self._grey)
-            self._infer(self._grey, strength, self._delta)
-            cv2.merge((self._delta, self._delta, self._delta), dst=self._delta3)
+            self._infer(self._grey, strength, self._pos, self._neg)
+            pos = cv2.cvtColor(self._pos, cv2.COLOR_GRAY2BGR, dst=self._pos3)
+            neg = cv2.cvtColor(self._neg, cv2.COLOR_GRAY2BGR, dst=self._neg3)
         else:
-            self._infer(frame, strength, self._delta3)
-        cv2.add(frame, self._delta3, dst=out, dtype=cv2.CV_8U)
+            self._infer(frame, strength, self._pos, self._neg)
+            pos, neg = self._pos, self._neg
+        cv2.add(frame, pos, dst=out)
+        cv2.subtract(out, neg, dst=out)

@@ -16,7 +16,7 @@ WEIGHTS_KEY = "kdcam_weights_sha256"
 GRAPH_KEY = "kdcam_graph"
 #: bump when distill/frame_graph.py changes what the exported graphs compute or return,
 #: so that shipped and cached ONNX files from before are re-exported, never reused
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "2"
 
 
 def cache_dir() -> Path:

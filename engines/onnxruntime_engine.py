@@ -33,13 +33,14 @@ class OnnxRuntimeEngine(DeltaEngine):
         self._strength = np.ones(1, np.float32)
         self._version = ort.__version__
 
-    def _infer(self, planes: np.ndarray, strength: float, delta: np.ndarray) -> None:
+    def _infer(self, planes: np.ndarray, strength: float, pos: np.ndarray, neg: np.ndarray) -> None:
         self._strength[0] = strength
         b = self._binding
         b.bind_cpu_input("planes", planes)
         b.bind_cpu_input("strength", self._strength)
-        # Bind our preallocated buffer so ONNX Runtime writes the result in place.
-        b.bind_output("delta", "cpu", 0, np.int16, list(delta.shape), delta.ctypes.data)
+        # Bind our preallocated buffers so ONNX Runtime writes the results in place.
+        b.bind_output("delta_pos", "cpu", 0, np.uint8, list(pos.shape), pos.ctypes.data)
+        b.bind_output("delta_neg", "cpu", 0, np.uint8, list(neg.shape), neg.ctypes.data)
         self._session.run_with_iobinding(b)
 
     def describe(self) -> str:

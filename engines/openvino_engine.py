@@ -59,15 +59,16 @@ class OpenVinoEngine(DeltaEngine):
         self._request = compiled.create_infer_request()
         self._compiled_shape = shape
 
-    def _infer(self, planes: np.ndarray, strength: float, delta: np.ndarray) -> None:
+    def _infer(self, planes: np.ndarray, strength: float, pos: np.ndarray, neg: np.ndarray) -> None:
         if self._compiled_shape != planes.shape:
             self._compile(planes.shape)
         self._strength[0] = strength
         req = self._request
         req.set_tensor("planes", self._ov.Tensor(planes, shared_memory=True))
         req.set_tensor("strength", self._ov.Tensor(self._strength, shared_memory=True))
-        # The result lands straight in our preallocated buffer.
-        req.set_tensor("delta", self._ov.Tensor(delta, shared_memory=True))
+        # The results land straight in our preallocated buffers.
+        req.set_tensor("delta_pos", self._ov.Tensor(pos, shared_memory=True))
+        req.set_tensor("delta_neg", self._ov.Tensor(neg, shared_memory=True))
         req.infer()
 
     def describe(self) -> str:

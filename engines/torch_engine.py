@@ -34,10 +34,12 @@ class TorchEngine(DeltaEngine):
         self._graph = DeltaGraph(student).eval()
         self._strength = torch.ones(1)
 
-    def _infer(self, planes: np.ndarray, strength: float, delta: np.ndarray) -> None:
+    def _infer(self, planes: np.ndarray, strength: float, pos: np.ndarray, neg: np.ndarray) -> None:
         self._strength[0] = strength
         with torch.inference_mode():
-            torch.from_numpy(delta).copy_(self._graph(torch.from_numpy(planes), self._strength))
+            p, n = self._graph(torch.from_numpy(planes), self._strength)
+            torch.from_numpy(pos).copy_(p)
+            torch.from_numpy(neg).copy_(n)
 
     def describe(self) -> str:
         return f"torch {torch.__version__} (CPU, fp32, {torch.get_num_threads()} threads)"

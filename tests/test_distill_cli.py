@@ -87,11 +87,13 @@ def test_export_writes_a_collapsed_student_and_onnx(run_dir, tmp_path):
     plane = np.random.default_rng(0).integers(0, 256, size=(64, 96), dtype=np.uint8)
     strength = np.ones(1, dtype=np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (delta,) = sess.run(None, {"planes": plane, "strength": strength})
+    pos, neg = sess.run(None, {"planes": plane, "strength": strength})
+    delta = pos.astype(np.int32) - neg.astype(np.int32)
     with torch.no_grad():
-        expected = DeltaGraph(student)(torch.from_numpy(plane), torch.from_numpy(strength)).numpy()
-    assert delta.shape == (64, 96)
-    assert int(np.abs(delta.astype(np.int32) - expected.astype(np.int32)).max()) <= 1
+        e_pos, e_neg = DeltaGraph(student)(torch.from_numpy(plane), torch.from_numpy(strength))
+    expected = e_pos.numpy().astype(np.int32) - e_neg.numpy().astype(np.int32)
+    assert delta.shape == (64, 96) and not (pos.astype(bool) & neg.astype(bool)).any()
+    assert int(np.abs(delta - expected).max()) <= 1
 
 
 def test_export_from_a_training_checkpoint_and_bad_sources(run_dir, tmp_path):
