@@ -7,6 +7,7 @@ unsharp mask as the classical baseline. Ratios are taken within the run.
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import tempfile
@@ -33,8 +34,6 @@ def machine_name() -> str:
                 break
     except OSError:
         pass
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{model}, {cores} cores, {platform.system()}"
 

@@ -1,0 +1,33 @@
+"""`kdcam bench`: every row measured in the same run, ratios taken within it."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from engines import engine_status
+from vcam.cli import app
+
+
+def test_bench_measures_every_available_engine_srcnn_and_unsharp(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--sizes", "64x48", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    available = {name for name, why in engine_status().items() if why is None}
+    rows = {(r["design"], r["engine"]) for r in data["rows"]}
+    assert {("student", e) for e in available} | {("srcnn-955", e) for e in available} <= rows
+    assert ("unsharp-mask", "opencv") in rows
+    assert all(r["fps"] > 0 and r["size"] == "64x48" for r in data["rows"])
+    assert {r["engine"] for r in data["ratios"]} == available
+    assert all(r["vs_srcnn"] > 1 for r in data["ratios"]), "the student is faster than SRCNN 9-5-5"
+    assert data["machine"] and data["machine"] in result.output
+
+
+def test_bench_unknown_engine_is_one_line_error():
+    from distill.errors import KdcamError
+
+    result = CliRunner().invoke(app, ["bench", "--engine", "vulkan", "--sizes", "64x48"])
+    assert isinstance(result.exception, KdcamError)
+    assert "cannot bench engine 'vulkan'" in str(result.exception) and "\n" not in str(result.exception)
