@@ -165,15 +165,28 @@ def label_cmd(
 # --------------------------------------------------------------------------- evaluate
 
 
-def _student_method(path: Path) -> tuple[str, Callable]:
+def _student_method(path: Path, engine: str) -> tuple[str, Callable]:
+    """A student as an evaluation row: run by an inference engine, as it ships (uint8 frames
+    in and out), or with ``engine="reference"`` as the float PyTorch model."""
     import numpy as np
     import torch
 
     from distill.checkpoint import load_student
 
     student, meta = load_student(path)
+    name = str((meta.get("card") or {}).get("name") or path.stem)
+    if engine != "reference":
+        import cv2
+
+        from engines import create_engine
+
+        runtime = create_engine(engine, model=path)
+
+        def run_engine(bgr: np.ndarray) -> np.ndarray:
+            return runtime.sharpen(cv2.convertScaleAbs(bgr, alpha=255.0))  # rounds and saturates to uint8
+
+        return name, run_engine
     student = student.collapse().eval()
-    name = (meta.get("card") or {}).get("name") or path.stem
 
     def method(bgr: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -181,7 +194,7 @@ def _student_method(path: Path) -> tuple[str, Callable]:
             y = student.restore_bgr(x).clamp_(0.0, 1.0)
         return y[0].numpy().transpose(1, 2, 0)
 
-    return str(name), method
+    return name, method
 
 
 def _teacher_method(path: Path, tile: int | None) -> tuple[str, Callable]:
@@ -199,6 +212,16 @@ def _teacher_method(path: Path, tile: int | None) -> tuple[str, Callable]:
     return f"teacher:{Path(desc['file']).stem}", method
 
 
+def _labelled(entry: str | Path) -> tuple[str | None, Path]:
+    """``"NAME=PATH"`` -> (NAME, PATH); a plain path -> (None, path), named by its model card."""
+    text = str(entry)
+    if "=" in text and not Path(text).exists():
+        label, _, path = text.partition("=")
+        if label.strip() and path:
+            return label.strip(), Path(path)
+    return None, Path(text)
+
+
 def evaluate_models(
     *,
     data: str | Path | None,
@@ -213,8 +236,12 @@ def evaluate_models(
     crop_grid: bool = True,
     max_side: int | None = None,
     threads: int | None = None,
+    engine: str = "auto",
 ) -> dict[str, Any]:
-    """Score the teacher and students (and the builtin rows) with ``distill.evaluate.evaluate``."""
+    """Score the teacher and students (and the builtin rows) with ``distill.evaluate.evaluate``.
+
+    Students run on ``engine`` (an engine name, ``auto``, or ``reference`` for the float
+    PyTorch model); the teacher always runs in PyTorch."""
     import torch
 
     from distill.evaluate import evaluate
@@ -227,10 +254,13 @@ def evaluate_models(
         torch.set_num_threads(int(threads))
     methods: dict[str, Callable] = {}
     if teacher is not None:
-        name, fn = _teacher_method(Path(teacher), tile)
-        methods[name] = fn
-    for path in students:
-        name, fn = _student_method(Path(path))
+        label, path = _labelled(teacher)
+        name, fn = _teacher_method(path, tile)
+        methods[label or name] = fn
+    for entry in students:
+        label, path = _labelled(entry)
+        name, fn = _student_method(path, engine)
+        name = label or name
         base, k = name, 2
         while name in methods:
             name, k = f"{base}-{k}", k + 1
@@ -244,19 +274,20 @@ def evaluate_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of clean evaluation photos (required)."),
     out: Path = typer.Option(Path("eval-results"), "--out", help="Where results.json/.md and grids go."),
     presets: str = typer.Option("bicubic-x2,defocus,stream", "--presets", help="Comma-separated degradation presets."),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Our teacher .safetensors or an official .pth."),
-    student: list[Path] = typer.Option([], "--student", help="A student checkpoint (repeatable)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Our teacher .safetensors or an official .pth (NAME=PATH names its row)."),
+    student: list[str] = typer.Option([], "--student", help="A student checkpoint, or NAME=PATH to name its row (repeatable)."),
     max_images: Optional[int] = typer.Option(None, "--max-images"),
     seed: int = typer.Option(0, "--seed"),
     tile: Optional[int] = typer.Option(None, "--tile", help="Teacher tile size (bounds memory)."),
     time_720p: bool = typer.Option(True, "--time-720p/--no-time-720p", help="Also time each method on a 720p frame."),
     max_side: Optional[int] = typer.Option(None, "--max-side", help="Shrink larger photos to this side first."),
     threads: Optional[int] = typer.Option(None, "--threads"),
+    engine: str = typer.Option("auto", "--engine", help="Engine for the students (auto, a name, or reference: float PyTorch)."),
 ) -> None:
     """Score teacher and students on degraded copies of clean photos (PSNR/SSIM, speed, grids)."""
     evaluate_models(data=data, out=out, presets=presets, teacher=teacher, students=list(student),
                     max_images=max_images, seed=seed, tile=tile, time_720p=time_720p, max_side=max_side,
-                    threads=threads)
+                    threads=threads, engine=engine)
     typer.echo(f"results in {out}/results.md")
 
 

@@ -128,7 +128,8 @@ def _fmt(value: float | None, spec: str) -> str:
     return format(value, spec)
 
 
-def _markdown(results: dict) -> str:
+def results_markdown(results: dict) -> str:
+    """``results.md``: one table per preset."""
     lines = [
         "# kdcam evaluation",
         "",
@@ -143,7 +144,7 @@ def _markdown(results: dict) -> str:
         for name, row in block["methods"].items():
             lines.append(
                 f"| {name} | {_fmt(row['psnr'], '.2f')} | {_fmt(row['ssim'], '.4f')} | "
-                f"{_fmt(row['fps_720p'], '.1f')} | {_fmt(row['total_s'], '.3f')} |"
+                f"{_fmt(row['fps_720p'], '.1f' if (row['fps_720p'] or 0) >= 10 else '.2g')} | {_fmt(row['total_s'], '.3f')} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -154,7 +155,7 @@ def _print_tables(results: dict) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # rich is a dependency, but keep plain output working without it
-        print(_markdown(results))
+        print(results_markdown(results))
         return
     console = Console()
     n = results["num_images"]
@@ -247,7 +248,8 @@ def evaluate(
     if time_720p:
         frame = _frame_720p(images[0])
         for name, method in table.items():
-            fps_720p[name] = time_method(method, frame, runs=runs_720p)
+            if method is not BUILTIN_METHODS["input"]:  # the identity row has no speed to report
+                fps_720p[name] = time_method(method, frame, runs=runs_720p)
 
     warmed: set[str] = set(table) if time_720p else set()  # the 720p timing warmed them up
     results: dict = {
@@ -308,7 +310,7 @@ def evaluate(
 
     results = _json_safe(results)
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    atomic_write_text(out_dir / "results.md", _markdown(results))
+    atomic_write_text(out_dir / "results.md", results_markdown(results))
     if not quiet:
         _print_tables(results)
     return results

@@ -134,9 +134,19 @@ def test_fit_teacher_then_evaluate(photos, run_dir, tmp_path):
     out = tmp_path / "report"
     student = run_dir / "student-best.safetensors"
     invoke("evaluate", "--data", images, "--out", out, "--presets", "defocus", "--teacher", teacher_file,
-           "--student", student, "--student", student, "--max-side", "96", "--no-time-720p", "--threads", "1")
+           "--student", student, "--student", student, "--student", f"named={student}", "--max-side", "96",
+           "--no-time-720p", "--threads", "1", "--engine", "onnxruntime")
     results = json.loads((out / "results.json").read_text())
     rows = results["presets"]["defocus"]["methods"]
-    assert {"input", "teacher:teacher-best", "kd", "kd-2"} <= set(rows)
+    assert {"input", "teacher:teacher-best", "kd", "kd-2", "named"} <= set(rows)
     assert all(np.isfinite(r["psnr"]) for r in rows.values())
     assert (out / "results.md").is_file()
+
+    # the engine row (uint8 in and out) scores as the float PyTorch model does, up to rounding
+    ref = tmp_path / "reference"
+    invoke("evaluate", "--data", images, "--out", ref, "--presets", "defocus", "--teacher", f"T={teacher_file}",
+           "--student", student, "--max-side", "96", "--no-time-720p", "--threads", "1", "--engine", "reference")
+    ref_rows = json.loads((ref / "results.json").read_text())["presets"]["defocus"]["methods"]
+    assert ref_rows["T"]["psnr"] == pytest.approx(rows["teacher:teacher-best"]["psnr"], abs=1e-9)
+    assert ref_rows["kd"]["psnr"] == pytest.approx(rows["kd"]["psnr"], abs=0.1)
+    assert ref_rows["kd"]["psnr"] != rows["kd"]["psnr"]  # really two different paths

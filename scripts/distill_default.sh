@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# How the shipped default was made: teacher fit, soft labels, distilled and alpha = 0 students,
+# evaluation and export (docs/distill/, README "Distillation report"). Every step resumes when
+# rerun; run it from the repository root with the venv active. CPU-sized: on a 2-core CPU the
+# teacher takes about 80 minutes, everything else about 25.
+#
+#   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
+set -euo pipefail
+
+DATA=${DATA:-../shared/data/train}
+EVAL=${EVAL:-../shared/data/eval}
+RUNS=${RUNS:-runs}
+THREADS=${THREADS:-2}
+ITEMS=6000          # training crops the teacher labels; every student trains on these same crops
+CROP=96             # crop side for teacher, labels and students
+ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
+STUDENT=(--arch kd-s4-c16 --steps 6000 --batch-size 16 --crop "$CROP" --lr 0.002 --val-every 500 --val-items 32
+         --ckpt-every 500 --threads "$THREADS" --no-progress)
+step=${1:-all}
+
+if [[ $step == teacher || $step == all ]]; then
+  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny" --size tiny --steps 2800 --batch-size 8 \
+    --crop "$CROP" --lr 1e-3 --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20 --threads "$THREADS" \
+    --no-progress
+fi
+
+if [[ $step == label || $step == all ]]; then
+  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-tiny/teacher-best.safetensors" --out "$RUNS/labels" \
+    --items "$ITEMS" --crop "$CROP" --degradation webcam --threads "$THREADS" --no-progress
+fi
+
+if [[ $step == students || $step == all ]]; then
+  kdcam distill train --data "$DATA" --labels "$RUNS/labels" --alpha 0 --out "$RUNS/kd-alpha0" "${STUDENT[@]}"
+  for a in $ALPHAS; do
+    kdcam distill train --data "$DATA" --labels "$RUNS/labels" --alpha "$a" --out "$RUNS/kd-alpha$a" "${STUDENT[@]}"
+  done
+fi
+
+if [[ $step == ship || $step == all ]]; then
+  best=$(python - "$RUNS" $ALPHAS <<'EOF'
+import json, sys
+runs, alphas = sys.argv[1], sys.argv[2:]
+score = {a: json.load(open(f"{runs}/kd-alpha{a}/summary.json"))["best_val_psnr"] for a in alphas}
+print(max(score, key=score.get))
+EOF
+)
+  echo "distilled student chosen on validation PSNR: alpha = $best"
+  python scripts/ship_default.py --run "$RUNS/kd-alpha$best" --ablation "$RUNS/kd-alpha0" \
+    --teacher-run "$RUNS/teacher-tiny" --label-items "$ITEMS" --eval-data "$EVAL" \
+    --sources ../shared/data/SOURCES.md --report docs/distill
+fi
