@@ -9,6 +9,7 @@ set -euo pipefail
 
 DATA=${DATA:-../shared/data/train}
 EVAL=${EVAL:-../shared/data/eval}
+VIDEO=${VIDEO:-../shared/data/video/vtest.avi}
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-2}
 ITEMS=6000          # training crops the teacher labels; every student trains on these same crops
@@ -37,15 +38,28 @@ if [[ $step == students || $step == all ]]; then
 fi
 
 if [[ $step == ship || $step == all ]]; then
+  # no added flicker: a candidate must keep vtest.avi's static-region frame-to-frame change within 10% of the input's
+  for a in $ALPHAS; do
+    run="$RUNS/kd-alpha$a"
+    if [[ ! -f $run/stability.json ]]; then
+      kdcam distill export --run "$run" --output "$run/candidate.safetensors" --no-onnx
+      python scripts/temporal_stability.py "$VIDEO" --model "$run/candidate.safetensors" --json "$run/stability.json"
+    fi
+  done
   best=$(python - "$RUNS" $ALPHAS <<'EOF'
 import json, sys
 runs, alphas = sys.argv[1], sys.argv[2:]
-score = {a: json.load(open(f"{runs}/kd-alpha{a}/summary.json"))["best_val_psnr"] for a in alphas}
-print(max(score, key=score.get))
+val = {a: json.load(open(f"{runs}/kd-alpha{a}/summary.json"))["best_val_psnr"] for a in alphas}
+ratio = {a: json.load(open(f"{runs}/kd-alpha{a}/stability.json"))["ratio"] for a in alphas}
+for a in alphas:
+    print(f"alpha {a}: validation PSNR {val[a]:.3f} dB, temporal ratio {ratio[a]:.3f}", file=sys.stderr)
+stable = [a for a in alphas if ratio[a] <= 1.10] or alphas
+print(max(stable, key=val.get))
 EOF
 )
-  echo "distilled student chosen on validation PSNR: alpha = $best"
+  echo "distilled student: alpha = $best (best validation PSNR among the candidates that add no flicker)"
   python scripts/ship_default.py --run "$RUNS/kd-alpha$best" --ablation "$RUNS/kd-alpha0" \
     --teacher-run "$RUNS/teacher-tiny" --label-items "$ITEMS" --eval-data "$EVAL" \
     --sources ../shared/data/SOURCES.md --report docs/distill
+  python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json
 fi

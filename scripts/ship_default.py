@@ -140,7 +140,8 @@ def report_markdown(metrics: dict, n_images: int, report_dir: Path, teacher: dic
         f"(best validation PSNR {teacher['best_val_psnr']:.2f} dB; settings and summary in `{rel}/`).",
         f"- Distilled student (the default): `{card['arch']}` ({card['macs_per_pixel']:.0f} MACs per pixel), "
         f"alpha = {card['alpha']}, {card['steps']} steps on the teacher's labels of {card.get('label_items', '?')} "
-        f"training crops; alpha chosen on validation PSNR (held-out training photos), never on the eval set.",
+        f"training crops; alpha (0.5 or 1.0) chosen as the best validation PSNR (held-out training photos) among the "
+        f"candidates that add no flicker on vtest.avi (`scripts/distill_default.sh`), never on the eval set.",
         "- Alpha = 0 student (the ablation): the same architecture, crops, steps and seed, ground truth only.",
         "",
         f"Made by `scripts/ship_default.py` from one run of `kdcam distill evaluate` on the {n_images} photos "
