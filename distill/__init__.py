@@ -6,7 +6,7 @@ error boundary does not pull in torch.
 
 from __future__ import annotations
 
-import importlib
+from distill.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MODEL": "distill.checkpoint",
@@ -19,8 +19,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'distill' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -128,6 +128,11 @@ def _fmt(value: float | None, spec: str) -> str:
     return format(value, spec)
 
 
+def format_fps(value: float | None) -> str:
+    """A frame rate for a table: one decimal, or two significant digits below 10 fps (a teacher's 0.055)."""
+    return _fmt(value, ".1f" if value is None or value >= 10 else ".2g")
+
+
 def results_markdown(results: dict) -> str:
     """``results.md``: one table per preset."""
     lines = [
@@ -144,7 +149,7 @@ def results_markdown(results: dict) -> str:
         for name, row in block["methods"].items():
             lines.append(
                 f"| {name} | {_fmt(row['psnr'], '.2f')} | {_fmt(row['ssim'], '.4f')} | "
-                f"{_fmt(row['fps_720p'], '.1f' if (row['fps_720p'] or 0) >= 10 else '.2g')} | {_fmt(row['total_s'], '.3f')} |"
+                f"{format_fps(row['fps_720p'])} | {_fmt(row['total_s'], '.3f')} |"
             )
         lines.append("")
     return "\n".join(lines)

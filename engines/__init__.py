@@ -6,7 +6,7 @@ engine do not import torch or any runtime.
 
 from __future__ import annotations
 
-import importlib
+from distill.lazy import lazy_exports
 
 _EXPORTS = {
     "Engine": "engines.base",
@@ -17,8 +17,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'engines' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -27,13 +27,12 @@ from pathlib import Path
 from distill.atomic import atomic_write_text
 from distill.checkpoint import DEFAULT_MODEL
 from distill.cli import evaluate_models
-from distill.evaluate import results_markdown
+from distill.evaluate import format_fps, results_markdown
 from distill.export import export_student
 
 PRESETS = ["gaussian-1.4", "bicubic-x2", "defocus", "stream"]
 #: the presets of the seed's table in the README report
 REPORT_PRESETS = ["bicubic-x2", "defocus", "stream"]
-BUILTIN = ("input", "unsharp", "laplacian")
 CLASSICAL = ("unsharp", "laplacian")
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKERS = ("<!-- distill-report:start -->", "<!-- distill-report:end -->")
@@ -47,14 +46,6 @@ ROW_TITLES = {
 }
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _fps(value) -> str:
-    return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2g}"
-
-
 def metrics_table(metrics: dict, presets: list[str], n_images: int) -> list[str]:
     """The seed's table: one block per preset, rows = methods, PSNR/SSIM/fps/set time."""
     lines = []
@@ -64,7 +55,7 @@ def metrics_table(metrics: dict, presets: list[str], n_images: int) -> list[str]
                   "|---|---:|---:|---:|---:|"]
         for name, row in metrics[preset].items():
             lines.append(f"| {ROW_TITLES.get(name, name)} | {row['psnr']:.2f} | {row['ssim']:.4f} | "
-                         f"{_fps(row.get('fps_720p'))} | {_fmt(row.get('total_s'), '.2f')} |")
+                         f"{format_fps(row['fps_720p'])} | {row['total_s']:.2f} |")
         lines.append("")
     return lines
 
@@ -160,7 +151,7 @@ def report_markdown(metrics: dict, n_images: int, report_dir: Path, teacher: dic
     speed = {m: metrics[REPORT_PRESETS[0]][m].get("fps_720p") for m in rows}
     if speed.get("teacher") and speed.get("student"):
         lines.append(f"The distilled student runs **{speed['student'] / speed['teacher']:,.0f}x** faster than its "
-                     f"teacher at 1280x720 on this CPU ({_fps(speed['student'])} vs {_fps(speed['teacher'])} fps).")
+                     f"teacher at 1280x720 on this CPU ({format_fps(speed['student'])} vs {format_fps(speed['teacher'])} fps).")
         lines.append("")
     if "student_alpha0" in rows:
         deltas = {p: metrics[p]["student"]["psnr"] - metrics[p]["student_alpha0"]["psnr"] for p in REPORT_PRESETS}
