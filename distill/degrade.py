@@ -387,7 +387,39 @@ class Maybe(Degradation):
 
 
 def _webcam() -> Degradation:
-    """The training mix: optics, then sensor, then scaling and compression, as in a call."""
+    """The training mix: optics, then sensor, then scaling and compression, as in a call.
+
+    Damage ranges from none to heavy. A good webcam on a good link gives a nearly clean
+    frame, and a model that only ever saw heavy damage sharpens those frames anyway and
+    makes them worse; so every stage can be mild or absent (about 1 crop in 12 is
+    untouched apart from noise).
+    """
+    return Compose(
+        [
+            Maybe(
+                RandomChoice(
+                    [GaussianBlur(sigma=(0.3, 2.0)), DiskBlur(radius=(0.6, 3.0)), MotionBlur(length=(2.0, 9.0))],
+                    weights=[0.45, 0.3, 0.25],
+                ),
+                p=0.6,
+            ),
+            Maybe(Noise(read=(0.002, 0.02), shot=(0.0, 0.01), luma_fraction=(0.6, 0.9)), p=0.35),
+            RandomChoice(
+                [
+                    Resize(factor=(1.1, 3.0), down=("bicubic", "area"), up=("bicubic", "bilinear")),
+                    Resize(factor=(1.25, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=JPEG(quality=(20, 80))),
+                    JPEG(quality=(20, 85)),
+                    Identity(),
+                ],
+                weights=[0.35, 0.35, 0.1, 0.2],
+            ),
+        ]
+    )
+
+
+def _webcam_heavy() -> Degradation:
+    """The first training mix: always scaled or compressed, mostly blurred (stage 1 of the
+    shipped teacher; ``webcam`` replaced it because it taught models to over-sharpen)."""
     return Compose(
         [
             Maybe(
@@ -424,6 +456,8 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     "stream-mpeg4": lambda: Resize(factor=(1.5, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=VideoCodec()),
     # the training mix of all of the above plus sensor noise
     "webcam": _webcam,
+    # the earlier, heavier mix (always scaled or compressed)
+    "webcam-heavy": _webcam_heavy,
     # a fixed Gaussian blur, used by an acceptance check
     "gaussian-1.4": lambda: GaussianBlur(sigma=1.4),
 }

@@ -2,7 +2,7 @@
 # How the shipped default was made: teacher fit, soft labels, distilled and alpha = 0 students,
 # evaluation and export (docs/distill/, README "Distillation report"). Every step resumes when
 # rerun; run it from the repository root with the venv active. CPU-sized: on a 2-core CPU the
-# teacher takes about 80 minutes, everything else about 25.
+# teacher takes about 160 minutes (two stages), everything else about 45.
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
 set -euo pipefail
@@ -19,14 +19,19 @@ STUDENT=(--arch kd-s4-c16 --steps 6000 --batch-size 16 --crop "$CROP" --lr 0.002
          --ckpt-every 500 --threads "$THREADS" --no-progress)
 step=${1:-all}
 
+TEACHER=(--batch-size 8 --crop "$CROP" --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20
+         --threads "$THREADS" --no-progress)
 if [[ $step == teacher || $step == all ]]; then
-  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny" --size tiny --steps 2800 --batch-size 8 \
-    --crop "$CROP" --lr 1e-3 --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20 --threads "$THREADS" \
-    --no-progress
+  # stage 1 from scratch on the heavy mix; stage 2 fine-tunes it on the `webcam` mix, which also holds mild and
+  # no damage (a teacher that only saw heavy damage over-sharpened frames that were nearly clean)
+  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny" --size tiny --steps 2800 --lr 1e-3 \
+    --degradation webcam-heavy "${TEACHER[@]}"
+  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny-ft" --init "$RUNS/teacher-tiny/teacher-best.safetensors" \
+    --steps 2800 --lr 5e-4 --degradation webcam "${TEACHER[@]}"
 fi
 
 if [[ $step == label || $step == all ]]; then
-  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-tiny/teacher-best.safetensors" --out "$RUNS/labels" \
+  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-tiny-ft/teacher-best.safetensors" --out "$RUNS/labels" \
     --items "$ITEMS" --crop "$CROP" --degradation webcam --threads "$THREADS" --no-progress
 fi
 
@@ -59,7 +64,7 @@ EOF
 )
   echo "distilled student: alpha = $best (best validation PSNR among the candidates that add no flicker)"
   python scripts/ship_default.py --run "$RUNS/kd-alpha$best" --ablation "$RUNS/kd-alpha0" \
-    --teacher-run "$RUNS/teacher-tiny" --label-items "$ITEMS" --eval-data "$EVAL" \
+    --teacher-run "$RUNS/teacher-tiny" --teacher-run "$RUNS/teacher-tiny-ft" --label-items "$ITEMS" --eval-data "$EVAL" \
     --sources ../shared/data/SOURCES.md --report docs/distill
   python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json
 fi

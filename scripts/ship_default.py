@@ -99,9 +99,9 @@ def card_markdown(card: dict, metrics: dict, n_images: int, teacher: dict | None
     ]
     if teacher:
         lines.append(
-            f"- Teacher: Restormer `{teacher['size']}` ({teacher['parameters']:,} parameters), fitted from scratch with "
-            f"`kdcam distill fit-teacher` for {teacher['steps']} steps on the `{teacher['degradation']}` mix "
-            f"(weights: `{teacher['file']}`); its outputs on {card.get('label_items', '?')} training crops are the soft labels."
+            f"- Teacher: Restormer `{teacher['size']}` ({teacher['parameters']:,} parameters), {teacher_history(teacher)} "
+            f"with `kdcam distill fit-teacher` (weights: `{teacher['file']}`); its outputs on "
+            f"{card.get('label_items', '?')} training crops are the soft labels."
         )
     else:
         lines.append("- Teacher: none (supervised on ground truth).")
@@ -126,9 +126,9 @@ def report_markdown(metrics: dict, n_images: int, report_dir: Path, teacher: dic
     rel = report_dir.resolve().relative_to(README.parent)
     rows = [m for m in ("teacher", "student", "student_alpha0") if m in metrics[REPORT_PRESETS[0]]]
     lines = [
-        f"- Teacher: Restormer `{teacher['size']}` ({teacher['parameters']:,} parameters), fitted from scratch for "
-        f"{teacher['steps']} steps on the `{teacher['degradation']}` mix of the training photos "
-        f"(best validation PSNR {teacher['best_val_psnr']:.2f} dB; settings and summary in `{rel}/`).",
+        f"- Teacher: Restormer `{teacher['size']}` ({teacher['parameters']:,} parameters), {teacher_history(teacher)} "
+        f"of the training photos (best validation PSNR {teacher['best_val_psnr']:.2f} dB on the "
+        f"`{teacher['degradation']}` mix; settings and summary in `{rel}/`).",
         f"- Distilled student (the default): `{card['arch']}` ({card['macs_per_pixel']:.0f} MACs per pixel), "
         f"alpha = {card['alpha']}, {card['steps']} steps on the teacher's labels of {card.get('label_items', '?')} "
         f"training crops; alpha (0.5 or 1.0) chosen as the best validation PSNR (held-out training photos) among the "
@@ -189,15 +189,30 @@ def copy_run_record(run: Path, report_dir: Path, name: str) -> None:
             shutil.copyfile(run / src, report_dir / dst)
 
 
-def teacher_facts(run: Path, shipped: Path) -> dict:
+def teacher_facts(runs: list[Path], shipped: Path) -> dict:
+    """What the card says about the teacher: ``runs`` are its fit-teacher stages in order
+    (from scratch, then fine-tunes, each starting from the one before); the last one ships."""
     from distill.teacher import load_teacher
 
-    settings = json.loads((run / "settings.json").read_text())
-    summary = json.loads((run / "summary.json").read_text())
+    stages = []
+    for run in runs:
+        settings = json.loads((run / "settings.json").read_text())
+        summary = json.loads((run / "summary.json").read_text())
+        stages.append({"steps": summary["steps"], "degradation": settings.get("degradation"),
+                       "best_val_psnr": summary.get("best_val_psnr")})
+    first = json.loads((runs[0] / "settings.json").read_text()).get("origin", {})
     model = load_teacher(shipped)
-    return {"size": settings.get("origin", {}).get("size", "?"), "steps": summary["steps"],
-            "degradation": settings.get("degradation"), "parameters": sum(p.numel() for p in model.parameters()),
-            "best_val_psnr": summary.get("best_val_psnr"), "file": str(shipped.resolve().relative_to(README.parent))}
+    return {"size": first.get("size", "?"), "steps": sum(s["steps"] for s in stages), "stages": stages,
+            "degradation": stages[-1]["degradation"], "parameters": sum(p.numel() for p in model.parameters()),
+            "best_val_psnr": stages[-1]["best_val_psnr"], "file": str(shipped.resolve().relative_to(README.parent))}
+
+
+def teacher_history(teacher: dict) -> str:
+    """'fitted from scratch for N steps on the `X` mix, then fine-tuned for M steps on the `Y` mix'."""
+    stages = teacher.get("stages") or [{"steps": teacher["steps"], "degradation": teacher["degradation"]}]
+    parts = [f"fitted from scratch for {stages[0]['steps']} steps on the `{stages[0]['degradation']}` mix"]
+    parts += [f"then fine-tuned for {s['steps']} steps on the `{s['degradation']}` mix" for s in stages[1:]]
+    return ", ".join(parts)
 
 
 def main() -> None:
@@ -206,7 +221,9 @@ def main() -> None:
     ap.add_argument("--eval-data", type=Path, required=True)
     ap.add_argument("--sources", type=Path, required=True, help="SOURCES.md of the training photos")
     ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
-    ap.add_argument("--teacher-run", type=Path, help="the fit-teacher run whose best teacher labelled the data")
+    ap.add_argument("--teacher-run", type=Path, action="append",
+                    help="a fit-teacher run; repeat for stages in order (scratch, then fine-tunes): the last "
+                         "stage's best teacher labelled the data")
     ap.add_argument("--ablation", type=Path, help="the same student trained with alpha = 0")
     ap.add_argument("--report", type=Path, default=Path("docs/distill"), help="report folder (with --teacher-run)")
     ap.add_argument("--label-items", type=int, help="how many crops the teacher labelled (for the card)")
@@ -222,8 +239,11 @@ def main() -> None:
         out_dir = args.report
         out_dir.mkdir(parents=True, exist_ok=True)
         shipped_teacher = out_dir / "teacher.safetensors"
-        shutil.copyfile(args.teacher_run / "teacher-best.safetensors", shipped_teacher)
-        copy_run_record(args.teacher_run, out_dir, "teacher")
+        *earlier, final = args.teacher_run
+        shutil.copyfile(final / "teacher-best.safetensors", shipped_teacher)
+        copy_run_record(final, out_dir, "teacher")
+        for number, run in enumerate(earlier, start=1):
+            copy_run_record(run, out_dir, f"teacher-stage{number}")
         copy_run_record(args.run, out_dir, "student")
         teacher = teacher_facts(args.teacher_run, shipped_teacher)
         if args.ablation:

@@ -26,7 +26,7 @@ from distill.errors import KdcamError
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO = SHARED / "data" / "eval" / "skimage_astronaut.png"
 
-RANDOM_PRESETS = ["defocus", "motion", "stream", "stream-mpeg4", "webcam"]
+RANDOM_PRESETS = ["defocus", "motion", "stream", "stream-mpeg4", "webcam", "webcam-heavy"]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,17 @@ def test_kernels_are_normalised() -> None:
 def test_gaussian_zero_sigma_is_identity(synthetic: np.ndarray) -> None:
     out = GaussianBlur(sigma=0.0)(synthetic, np.random.default_rng(0))
     assert np.array_equal(out, synthetic)
+
+
+def test_webcam_mix_spans_untouched_to_heavy(synthetic: np.ndarray) -> None:
+    # a mix of heavy damage only teaches a model to sharpen frames that were already clean
+    def psnrs(preset: str) -> np.ndarray:
+        outs = [degrade(synthetic, preset, seed=s) for s in range(300)]
+        return np.array([np.inf if np.array_equal(o, synthetic) else peak_signal_noise_ratio(synthetic, o, data_range=1.0)
+                         for o in outs])
+
+    mix, heavy = psnrs("webcam"), psnrs("webcam-heavy")
+    assert 0.02 <= np.mean(np.isinf(mix)) <= 0.10  # no blur, no noise, no scaling or compression: about 1 in 20
+    assert not np.isinf(heavy).any()
+    assert np.mean(mix < 25.0) >= 0.2  # and still plenty of heavy damage
+    assert np.median(mix) > np.median(heavy)
