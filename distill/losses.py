@@ -143,7 +143,20 @@ class DistillLoss(nn.Module):
         return total, logs
 
 
+def mse_per_image(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared error of ``pred`` (clamped to [0, 1]) against ``ref``: shape ``[N]``."""
+    return (pred.float().clamp(0, 1) - ref.float()).pow(2).flatten(1).mean(dim=1)
+
+
 def psnr(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of ``pred`` (clamped to [0, 1]) against ``ref``: shape ``[N]``."""
-    mse = (pred.float().clamp(0, 1) - ref.float()).pow(2).flatten(1).mean(dim=1)
-    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+    return 10.0 * torch.log10(1.0 / mse_per_image(pred, ref).clamp_min(1e-10))
+
+
+def pooled_psnr(mse: torch.Tensor) -> float:
+    """PSNR in dB of the mean of per-image squared errors ``mse``: one number for a set.
+
+    Unlike the mean of per-image PSNRs it stays meaningful when some images are untouched
+    (an exact copy scores infinite PSNR, which any cap turns into a number that swamps the rest).
+    """
+    return float(10.0 * torch.log10(1.0 / mse.float().mean().clamp_min(1e-10)))

@@ -316,8 +316,9 @@ class Task:
         raise NotImplementedError
 
     def validate(self, module: nn.Module, device: torch.device, autocast: Any) -> dict[str, float]:
-        """PSNR of ``module`` on the fixed validation batch (keys ``val_psnr``, ``val_psnr_input``)."""
-        from distill.losses import psnr
+        """PSNR of ``module`` on the fixed validation batch (keys ``val_psnr``, ``val_psnr_input``),
+        pooled over the crops: the training mix leaves some crops untouched."""
+        from distill.losses import mse_per_image, pooled_psnr
 
         if self.val_batch is None:
             return {}
@@ -330,10 +331,10 @@ class Task:
                 y = self.val_batch["target"][i : i + 8].to(device)
                 with autocast():
                     pred = module(x)
-                scores.append(psnr(pred.float(), y))
-                base.append(psnr(x, y))
+                scores.append(mse_per_image(pred, y))
+                base.append(mse_per_image(x, y))
         module.train(was_training)
-        return {"val_psnr": float(torch.cat(scores).mean()), "val_psnr_input": float(torch.cat(base).mean())}
+        return {"val_psnr": pooled_psnr(torch.cat(scores)), "val_psnr_input": pooled_psnr(torch.cat(base))}
 
     def finish(self, module: nn.Module, best_state: dict[str, torch.Tensor] | None, result: dict[str, Any]) -> dict[str, Any]:
         """Write the final models (rank 0 only); return what to add to the summary."""

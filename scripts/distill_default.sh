@@ -2,7 +2,7 @@
 # How the shipped default was made: teacher fit, soft labels, distilled and alpha = 0 students,
 # evaluation and export (docs/distill/, README "Distillation report"). Every step resumes when
 # rerun; run it from the repository root with the venv active. CPU-sized: on a 2-core CPU the
-# teacher takes about 160 minutes (two stages), everything else about 45.
+# teacher takes about 140 minutes (two stages), everything else about 45.
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
 set -euo pipefail
@@ -27,7 +27,7 @@ if [[ $step == teacher || $step == all ]]; then
   kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny" --size tiny --steps 2800 --lr 1e-3 \
     --degradation webcam-heavy "${TEACHER[@]}"
   kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny-ft" --init "$RUNS/teacher-tiny/teacher-best.safetensors" \
-    --steps 2800 --lr 5e-4 --degradation webcam "${TEACHER[@]}"
+    --steps 2000 --lr 5e-4 --degradation webcam "${TEACHER[@]}"
 fi
 
 if [[ $step == label || $step == all ]]; then

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -13,6 +15,8 @@ from distill.losses import (
     edge_loss,
     frequency_loss,
     l1,
+    mse_per_image,
+    pooled_psnr,
     psnr,
     sobel,
 )
@@ -101,3 +105,11 @@ def test_psnr_matches_definition():
     ref = torch.zeros(1, 3, 4, 4)
     pred = torch.full((1, 3, 4, 4), 0.1)
     assert float(psnr(pred, ref)[0]) == pytest.approx(20.0, abs=1e-4)  # mse 0.01
+
+
+def test_pooled_psnr_is_not_swamped_by_an_untouched_image():
+    ref = torch.zeros(2, 3, 4, 4)
+    pred = torch.stack([torch.zeros(3, 4, 4), torch.full((3, 4, 4), 0.1)])  # an exact copy and mse 0.01
+    mse = mse_per_image(pred, ref)
+    assert pooled_psnr(mse) == pytest.approx(10 * math.log10(1 / 0.005), abs=1e-4)
+    assert float(psnr(pred, ref).mean()) > 50  # the mean of per-image PSNRs is ruled by the copy
