@@ -28,6 +28,7 @@ import functools
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -315,9 +316,11 @@ class Task:
     def loss(self, pred: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def validate(self, module: nn.Module, device: torch.device, autocast: Any) -> dict[str, float]:
+    def validate(self, module: nn.Module, device: torch.device, autocast: Any) -> dict[str, Any]:
         """PSNR of ``module`` on the fixed validation batch (keys ``val_psnr``, ``val_psnr_input``),
-        pooled over the crops: the training mix leaves some crops untouched."""
+        pooled over the crops: the training mix leaves some crops untouched. Adds
+        ``output_is_input: True`` when the prediction equals the input on every crop: a residual
+        network whose ReLUs have all died, which no later step revives."""
         from distill.losses import mse_per_image, pooled_psnr
 
         if self.val_batch is None:
@@ -325,6 +328,7 @@ class Task:
         was_training = module.training
         module.eval()
         scores, base = [], []
+        changed = False
         with torch.no_grad():
             for i in range(0, self.val_batch["input"].shape[0], 8):
                 x = self.val_batch["input"][i : i + 8].to(device)
@@ -333,8 +337,10 @@ class Task:
                     pred = module(x)
                 scores.append(mse_per_image(pred, y))
                 base.append(mse_per_image(x, y))
+                changed = changed or bool((pred.float() - x.float()).abs().max() > 1e-6)
         module.train(was_training)
-        return {"val_psnr": pooled_psnr(torch.cat(scores)), "val_psnr_input": pooled_psnr(torch.cat(base))}
+        result = {"val_psnr": pooled_psnr(torch.cat(scores)), "val_psnr_input": pooled_psnr(torch.cat(base))}
+        return result if changed else {**result, "output_is_input": True}
 
     def finish(self, module: nn.Module, best_state: dict[str, torch.Tensor] | None, result: dict[str, Any]) -> dict[str, Any]:
         """Write the final models (rank 0 only); return what to add to the summary."""
@@ -534,6 +540,9 @@ def run_loop(task: Task, opts: LoopOptions, info: DistInfo) -> dict[str, Any]:
                     history.append(entry)
                     log_file.write(_json_line(entry))
                     log_file.flush()
+                    if last_val.get("output_is_input"):
+                        print(f"warning: step {step}: the model's output equals its input on every validation crop "
+                              "(dead ReLUs, it will learn nothing more); rerun with a lower --lr", file=sys.stderr, flush=True)
                     if best_metric is None or last_val["val_psnr"] > best_metric:
                         best_metric = last_val["val_psnr"]
                         best_state = _state_dict_cpu(module)

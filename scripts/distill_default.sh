@@ -15,7 +15,7 @@ THREADS=${THREADS:-2}
 ITEMS=6000          # training crops the teacher labels; every student trains on these same crops
 CROP=96             # crop side for teacher, labels and students
 ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
-STUDENT=(--arch kd-s4-c16 --steps 6000 --batch-size 16 --crop "$CROP" --lr 0.002 --val-every 500 --val-items 32
+STUDENT=(--arch kd-s4-c16 --steps 6000 --batch-size 16 --crop "$CROP" --lr 0.001 --val-every 500 --val-items 32
          --ckpt-every 500 --threads "$THREADS" --no-progress)
 step=${1:-all}
 

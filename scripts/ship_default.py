@@ -36,6 +36,8 @@ REPORT_PRESETS = ["bicubic-x2", "defocus", "stream"]
 CLASSICAL = ("unsharp", "laplacian")
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKERS = ("<!-- distill-report:start -->", "<!-- distill-report:end -->")
+#: the training curves the report links, in this order, when present
+CURVES = ("teacher-stage1", "teacher", "student", "student-alpha0")
 ROW_TITLES = {
     "input": "input (degraded)",
     "unsharp": "unsharp mask",
@@ -167,7 +169,7 @@ def report_markdown(metrics: dict, n_images: int, report_dir: Path, teacher: dic
         lines.append(f"| {preset} | {target} | {'yes' if met else '**no**'} | {numbers} |")
     lines += ["", "Comparison grids (crops: input, unsharp, teacher, students, ground truth): "
               + ", ".join(f"[{p}]({rel}/grid_{p}.png)" for p in REPORT_PRESETS) + ". Training curves: "
-              + ", ".join(f"[{name}]({rel}/curve_{name}.png)" for name in ("teacher", "student", "student-alpha0")
+              + ", ".join(f"[{name}]({rel}/curve_{name}.png)" for name in CURVES
                           if (report_dir / f"curve_{name}.png").exists()) + "."]
     return "\n".join(lines)
 

@@ -205,3 +205,25 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(photos, tmp_path):
         assert torch.equal(a[key], b[key]), key
     ref_log = [json.loads(x) for x in (ref / "log.jsonl").read_text().splitlines()]
     assert [e["loss"] for e in ref_log] == [e["loss"] for e in log]
+
+
+def test_validation_flags_a_model_whose_output_is_its_input() -> None:
+    import contextlib
+
+    import torch
+
+    from distill.train import Task
+
+    task = Task()
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 16, 16, generator=gen)
+    task.val_batch = {"input": (target + 0.05).clamp(0, 1), "target": target}
+
+    class Shift(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x - 0.05
+
+    dead = task.validate(torch.nn.Identity(), torch.device("cpu"), contextlib.nullcontext)
+    alive = task.validate(Shift(), torch.device("cpu"), contextlib.nullcontext)
+    assert dead["output_is_input"] is True and dead["val_psnr"] == dead["val_psnr_input"]
+    assert "output_is_input" not in alive and alive["val_psnr"] > alive["val_psnr_input"] + 10
