@@ -169,12 +169,11 @@ def _student_method(path: Path, engine: str) -> tuple[str, Callable]:
     """A student as an evaluation row: run by an inference engine, as it ships (uint8 frames
     in and out), or with ``engine="reference"`` as the float PyTorch model."""
     import numpy as np
-    import torch
 
-    from distill.checkpoint import load_student
+    from distill.checkpoint import read_metadata, resolve_model_path
 
-    student, meta = load_student(path)
-    name = str((meta.get("card") or {}).get("name") or path.stem)
+    path = resolve_model_path(path)
+    name = str((read_metadata(path).get("card") or {}).get("name") or path.stem)
     if engine != "reference":
         import cv2
 
@@ -186,7 +185,11 @@ def _student_method(path: Path, engine: str) -> tuple[str, Callable]:
             return runtime.sharpen(cv2.convertScaleAbs(bgr, alpha=255.0))  # rounds and saturates to uint8
 
         return name, run_engine
-    student = student.collapse().eval()
+    import torch
+
+    from distill.checkpoint import load_student
+
+    student = load_student(path)[0].collapse().eval()
 
     def method(bgr: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -148,11 +148,6 @@ def mse_per_image(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return (pred.float().clamp(0, 1) - ref.float()).pow(2).flatten(1).mean(dim=1)
 
 
-def psnr(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of ``pred`` (clamped to [0, 1]) against ``ref``: shape ``[N]``."""
-    return 10.0 * torch.log10(1.0 / mse_per_image(pred, ref).clamp_min(1e-10))
-
-
 def pooled_psnr(mse: torch.Tensor) -> float:
     """PSNR in dB of the mean of per-image squared errors ``mse``: one number for a set.
 

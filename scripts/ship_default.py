@@ -196,15 +196,12 @@ def teacher_facts(runs: list[Path], shipped: Path) -> dict:
     (from scratch, then fine-tunes, each starting from the one before); the last one ships."""
     from distill.teacher import load_teacher
 
-    stages = []
-    for run in runs:
-        settings = json.loads((run / "settings.json").read_text())
-        summary = json.loads((run / "summary.json").read_text())
-        stages.append({"steps": summary["steps"], "degradation": settings.get("degradation"),
-                       "best_val_psnr": summary.get("best_val_psnr")})
-    first = json.loads((runs[0] / "settings.json").read_text()).get("origin", {})
+    settings = [json.loads((run / "settings.json").read_text()) for run in runs]
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    stages = [{"steps": summary["steps"], "degradation": setting.get("degradation"),
+               "best_val_psnr": summary.get("best_val_psnr")} for setting, summary in zip(settings, summaries)]
     model = load_teacher(shipped)
-    return {"size": first.get("size", "?"), "steps": sum(s["steps"] for s in stages), "stages": stages,
+    return {"size": settings[0].get("origin", {}).get("size", "?"), "steps": sum(s["steps"] for s in stages), "stages": stages,
             "degradation": stages[-1]["degradation"], "parameters": sum(p.numel() for p in model.parameters()),
             "best_val_psnr": stages[-1]["best_val_psnr"], "file": str(shipped.resolve().relative_to(README.parent))}
 
