@@ -273,6 +273,12 @@ def kd_s4_c16() -> S2DConfig:
     return S2DConfig(scale=4, channels=16, num_convs=3, reparam=True)
 
 
+# the default minus one conv: faster, but a smaller receptive field (docs/distill/headroom.md)
+@register("kd-s4-c16-n2")
+def kd_s4_c16_n2() -> S2DConfig:
+    return S2DConfig(scale=4, channels=16, num_convs=2, reparam=True)
+
+
 @register("kd-s4-c24")
 def kd_s4_c24() -> S2DConfig:
     return S2DConfig(scale=4, channels=24, num_convs=3, reparam=True)
