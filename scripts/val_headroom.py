@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from distill.atomic import atomic_write_text  # noqa: E402
 from distill.cli import evaluate_models  # noqa: E402
 from distill.data import list_images, split_train_val  # noqa: E402
+from distill.errors import KdcamError  # noqa: E402
 from distill.evaluate import results_markdown  # noqa: E402
 
 
@@ -48,12 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for results.json / results.md")
     args = parser.parse_args(argv)
 
-    _, val = split_train_val(list_images(args.data), val_fraction=args.val_fraction, seed=args.seed)
-    with tempfile.TemporaryDirectory(prefix="kdcam-val-") as tmp:
-        for path in val:  # evaluate reads a folder: link the validation photos into one
-            (Path(tmp) / path.name).symlink_to(Path(path).resolve())
-        evaluate_models(data=tmp, out=args.out, presets=args.presets, teacher=args.teacher, students=args.student,
-                        seed=args.seed, time_720p=False, crop_grid=False, max_side=args.max_side, engine=args.engine)
+    try:
+        _, val = split_train_val(list_images(args.data), val_fraction=args.val_fraction, seed=args.seed)
+        with tempfile.TemporaryDirectory(prefix="kdcam-val-") as tmp:
+            for path in val:  # evaluate reads a folder: link the validation photos into one
+                (Path(tmp) / path.name).symlink_to(Path(path).resolve())
+            evaluate_models(data=tmp, out=args.out, presets=args.presets, teacher=args.teacher, students=args.student,
+                            seed=args.seed, time_720p=False, crop_grid=False, max_side=args.max_side, engine=args.engine)
+    except KdcamError as err:
+        print(f"kdcam: error: {err}", file=sys.stderr)
+        return 1
     name_the_photos(Path(args.out), f"{args.data}: the validation side of the training split (val_fraction "
                     f"{args.val_fraction}, seed {args.seed}), shrunk to at most {args.max_side} px")
     print(f"validation photos: {', '.join(p.name for p in val)}", file=sys.stderr)

@@ -28,3 +28,11 @@ def test_scores_only_the_validation_photos(photos, random_student_path, tmp_path
     assert results["methods"] == ["input", "unsharp", "laplacian", "tiny"]
     row = results["presets"]["gaussian-1.4"]["methods"]["input"]
     assert 15.0 < row["psnr"] < 60.0  # a real blur, scored against the clean photo
+
+
+def test_a_folder_without_photos_is_one_line_error(tmp_path, capsys):
+    rc = _load().main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kdcam: error:") and "\n" not in err
+    assert not (tmp_path / "out").exists()
