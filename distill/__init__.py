@@ -1,21 +1,16 @@
-"""Models and training: the students, the Restormer teacher, checkpoints, distillation.
+"""The training side: the Restormer teacher, degradations, soft labels, student training by
+knowledge distillation, evaluation and export. It stands on ``engines`` (the student
+registry, checkpoints, graphs and ONNX export) and never imports ``vcam``.
 
-Names are loaded on first use (PEP 562), so importing ``distill.errors`` for the CLI's
-error boundary does not pull in torch.
+Names are loaded on first use (PEP 562), so ``import distill`` does not pull in torch.
 """
 
 from __future__ import annotations
 
-from distill.lazy import lazy_exports
+from engines.lazy import lazy_exports
 
 _EXPORTS = {
-    "DEFAULT_MODEL": "distill.checkpoint",
-    "load_student": "distill.checkpoint",
-    "save_student": "distill.checkpoint",
-    "KdcamError": "distill.errors",
     "Restormer": "distill.restormer",
-    "STUDENTS": "distill.students",
-    "create_student": "distill.students",
 }
 __all__ = list(_EXPORTS)
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from distill.degrade import Degradation, as_float_bgr, resolve
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 #: file suffixes that count as images (compared in lower case)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")

@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
+from engines.pixels import to_float, to_uint
 
 Range = float | tuple[float, float]
 
@@ -64,13 +65,8 @@ def as_float_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         raise KdcamError(f"expected a BGR image of shape HxWx3, got shape {image.shape}; convert it to 3 channels first")
     if image.dtype == np.uint8:
-        return image.astype(np.float32) * np.float32(1.0 / 255.0)
+        return to_float(image)
     return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint8 [0, 255], rounded to nearest."""
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _finish(image: np.ndarray) -> np.ndarray:
@@ -261,11 +257,11 @@ class JPEG(Degradation):
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         quality = int(round(_draw(self.quality, rng)))
-        ok, data = cv2.imencode(".jpg", to_uint8(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        ok, data = cv2.imencode(".jpg", to_uint(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise KdcamError("OpenCV could not encode a JPEG; reinstall opencv-python")
         decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        return _finish(decoded.astype(np.float32) * np.float32(1.0 / 255.0))
+        return _finish(to_float(decoded))
 
     def describe(self) -> str:
         return f"jpeg q{_fmt(self.quality)}"
@@ -288,7 +284,7 @@ class VideoCodec(Degradation):
         h, w = image.shape[:2]
         # Codecs want even sizes (macroblocks): pad by edge replication, crop afterwards.
         pad_h, pad_w = (-h) % 16, (-w) % 16
-        frame = to_uint8(image)
+        frame = to_uint(image)
         if pad_h or pad_w:
             frame = cv2.copyMakeBorder(frame, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
         fd, name = tempfile.mkstemp(prefix="kdcam-codec-", suffix=self.container)
@@ -313,7 +309,7 @@ class VideoCodec(Degradation):
         if not ok or decoded is None:
             raise KdcamError(f"OpenCV could not decode its own {self.fourcc!r} video; use the 'stream' preset instead")
         decoded = decoded[:h, :w]
-        return _finish(decoded.astype(np.float32) * np.float32(1.0 / 255.0))
+        return _finish(to_float(decoded))
 
     def describe(self) -> str:
         return f"video codec {self.fourcc}"
@@ -462,10 +458,6 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     "gaussian-1.4": lambda: GaussianBlur(sigma=1.4),
 }
 
-
-def preset_names() -> list[str]:
-    """The names of all presets, in registry order."""
-    return list(PRESETS)
 
 
 def get_preset(name: str) -> Degradation:

@@ -16,32 +16,25 @@ from typing import Any
 
 import torch
 
-from distill.errors import KdcamError
+from distill.cards import model_card
+from engines.errors import KdcamError
+from engines.model.checkpoint import load_student, open_model, save_student
+from engines.model.onnx_cache import sibling_onnx, write_onnx
+from engines.model.students import create_student, student_macs_per_pixel
 
 WHICH = ("best", "last")
 
 
 def _student_from_train_state(path: Path):
-    from distill.students import create_student
     from distill.train_state import load_train_state
 
     st = load_train_state(path)
-    settings = st.settings
-    if settings.get("kind") != "student":
-        raise KdcamError(f"{path}: a {settings.get('kind', 'non-student')} training checkpoint, not a student's; use fit-teacher outputs with --teacher")
-    student = create_student(settings["arch"])
-    state = {k.removeprefix("student."): v for k, v in st.model.items()}
-    student.load_state_dict(state)
-    card = {k: settings.get(k) for k in ("arch", "alpha", "edge_weight", "freq_weight", "crop", "degradation",
-                                          "teacher", "labels", "items", "batch_size", "lr", "seed")}
-    card["loss_fn"] = settings.get("loss")
-    card["data"] = {"dir": settings.get("data")}
-    card["steps"] = st.step
-    losses = [e for e in st.history if "loss" in e]
-    vals = [e for e in st.history if "val_psnr" in e]
-    card["loss"] = losses[-1]["loss"] if losses else None
-    card["val_psnr"] = vals[-1]["val_psnr"] if vals else None
-    card["which"] = f"train state at step {st.step}"
+    if st.settings.get("kind") != "student":
+        raise KdcamError(f"{path}: a {st.settings.get('kind', 'non-student')} training checkpoint, not a student's; "
+                         "use fit-teacher outputs with --teacher")
+    student = create_student(st.settings["arch"])
+    student.load_state_dict({k.removeprefix("student."): v for k, v in st.model.items()})
+    card = model_card(st.settings, st.history, steps=st.step, which=f"train state at step {st.step}")
     return student.eval(), card
 
 
@@ -81,8 +74,6 @@ def export_student(
 
     Returns ``{"checkpoint", "json", "onnx", "card"}`` (paths as strings; onnx None when off).
     """
-    from distill.checkpoint import load_student, save_student
-    from distill.students import macs_per_pixel
     from distill.train_state import is_train_state
 
     output = Path(output).expanduser()
@@ -106,7 +97,7 @@ def export_student(
         **base,
         "name": output.stem if base.get("name") in (None, "") else base["name"],
         "arch": student.arch,
-        "macs_per_pixel": macs_per_pixel(plain),
+        "macs_per_pixel": student_macs_per_pixel(plain),
         "parameters": sum(p.numel() for p in plain.parameters()),
         "collapsed": True,
         "exported_from": source.name,
@@ -116,8 +107,6 @@ def export_student(
     path = save_student(plain, output, card=full_card)
     onnx_path = None
     if onnx:
-        from engines.onnx_model import sibling_onnx, write_onnx
-
-        onnx_path = write_onnx(path, sibling_onnx(path))
+        onnx_path = write_onnx(open_model(path), sibling_onnx(path))
     return {"checkpoint": str(path), "json": str(path.with_suffix(".json")),
             "onnx": str(onnx_path) if onnx_path else None, "card": full_card}

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 #: names accepted for the pixel loss
 PIXEL_LOSSES = ("charbonnier", "l1")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distill.atomic import atomic_path
+from engines.atomic import atomic_path
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:

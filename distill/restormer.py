@@ -33,13 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 __all__ = [
     "RESTORMER_PRESETS",
     "RESTORMER_DEFAULTS",
     "Restormer",
-    "macs_per_pixel",
+    "restormer_macs_per_pixel",
     "num_parameters",
     "preset_config",
 ]
@@ -67,7 +67,7 @@ def _released(**changes: Any) -> dict[str, Any]:
 #: Named constructor configurations. The first seven are the released checkpoints (same
 #: architecture, they differ only in channels, norm type and the dual-pixel head); the
 #: last three are small sizes for a teacher we can train ourselves on a CPU.
-#: MACs per input pixel (convolutions + attention matmuls, see ``macs_per_pixel``) and
+#: MACs per input pixel (convolutions + attention matmuls, see ``restormer_macs_per_pixel``) and
 #: parameter counts:
 #:   released 3-channel  2,363,312 MAC/px  26.13 M params (BiasFree: 26.11 M)
 #:   dual-pixel          2,369,216 MAC/px  26.13 M
@@ -376,7 +376,7 @@ class Restormer(nn.Module):
 # --------------------------------------------------------------------------- cost
 
 
-def macs_per_pixel(config: dict[str, Any] | str) -> dict[str, float]:
+def restormer_macs_per_pixel(config: dict[str, Any] | str) -> dict[str, float]:
     """Multiply-accumulates per input pixel: ``{"conv", "attention_matmuls", "total"}``.
 
     Counts every convolution and the two matrix products of each attention (q k^T and

@@ -26,9 +26,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from distill.atomic import atomic_path, atomic_write_text
-from distill.errors import KdcamError
-from distill.file_header import read_json_header
+from engines.atomic import atomic_path, atomic_write_text
+from engines.errors import KdcamError
+from engines.file_header import read_json_header
 
 FORMAT = "kdcam-train-state"
 FORMAT_VERSION = 1

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.atomic import atomic_path, atomic_write_text
-from distill.errors import KdcamError
-from engines.onnx_model import cache_dir
+from engines.atomic import atomic_path, atomic_write_text
+from engines.errors import KdcamError
+from engines.model.onnx_cache import cache_dir
 
 FORMAT = "kdcam-tensorrt-engine"
 FORMAT_VERSION = 1
@@ -177,10 +177,6 @@ def meta_path_for(engine_path: str | os.PathLike) -> Path:
 def timing_cache_path(current: Mapping[str, str]) -> Path:
     """One timing cache per GPU model and TensorRT version, shared by every build there."""
     return engine_dir() / f"timing-{device_key(current)}.cache"
-
-
-def bytes_sha256(data) -> str:
-    return hashlib.sha256(memoryview(data)).hexdigest()
 
 
 def write_engine(path: str | os.PathLike, engine_bytes, meta: Mapping) -> Path:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engines.frame_engine import DeltaEngine
-from engines.onnx_model import onnx_for
+from engines.base import DeltaEngine
+from engines.model.onnx_cache import onnx_for
+
+if TYPE_CHECKING:
+    from engines.model.checkpoint import ResolvedModel
 
 
 def availability() -> str | None:
@@ -47,7 +51,7 @@ class OnnxRuntimeEngine(DeltaEngine):
         return f"onnxruntime {self._version} (CPU, fp32)"
 
 
-def create(*, model: str | Path | None, student, threads: int = 0, **_) -> OnnxRuntimeEngine:
+def create(model: ResolvedModel, *, threads: int = 0) -> OnnxRuntimeEngine:
     return OnnxRuntimeEngine(
-        onnx_path=onnx_for(model), multiple=student.multiple, luma=student.in_channels == 1, threads=threads
+        onnx_path=onnx_for(model), multiple=model.student.multiple, luma=model.student.in_channels == 1, threads=threads
     )

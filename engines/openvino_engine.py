@@ -7,11 +7,16 @@ frame size (a webcam's size does not change mid-call).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engines.frame_engine import DeltaEngine
-from engines.onnx_model import onnx_for
+from engines.base import DeltaEngine
+from engines.errors import KdcamError
+from engines.model.onnx_cache import onnx_for
+
+if TYPE_CHECKING:
+    from engines.model.checkpoint import ResolvedModel
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -36,8 +41,6 @@ class OpenVinoEngine(DeltaEngine):
 
         super().__init__(multiple=multiple, luma=luma)
         if precision not in PRECISIONS:
-            from distill.errors import KdcamError
-
             raise KdcamError(f"unknown OpenVINO precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
         self._ov = ov
         self._core = ov.Core()
@@ -80,11 +83,11 @@ class OpenVinoEngine(DeltaEngine):
         super().close()
 
 
-def create(*, model: str | Path | None, student, precision: str = "auto", threads: int = 0, **_) -> OpenVinoEngine:
+def create(model: ResolvedModel, *, precision: str = "auto", threads: int = 0) -> OpenVinoEngine:
     return OpenVinoEngine(
         onnx_path=onnx_for(model),
-        multiple=student.multiple,
-        luma=student.in_channels == 1,
+        multiple=model.student.multiple,
+        luma=model.student.in_channels == 1,
         precision=precision,
         threads=threads,
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from distill.frame_graph import DeltaGraph, FrameGraph
-from engines.frame_engine import DeltaEngine, FrameEngine
+from engines.base import DeltaEngine
+from engines.cuda_base import CudaFrameEngine
+from engines.model.graphs import DeltaGraph, FrameGraph
+
+if TYPE_CHECKING:
+    from engines.model.checkpoint import ResolvedModel
 
 
 def availability() -> str | None:
@@ -45,16 +48,13 @@ class TorchEngine(DeltaEngine):
         return f"torch {torch.__version__} (CPU, fp32, {torch.get_num_threads()} threads)"
 
 
-class TorchCudaEngine(FrameEngine):
+class TorchCudaEngine(CudaFrameEngine):
     """PyTorch on CUDA: the GPU fallback when TensorRT is absent.
 
     fp16 network with channels_last weights (NHWC convolutions, what tensor cores want),
-    the whole frame graph on the device (one uint8 upload, one download per frame), and
-    the graph captured as a CUDA graph at the current frame size: one replay per frame
-    instead of dozens of kernel launches. A new frame size re-captures.
-
-    ``device="cpu"`` runs the same code path without pinning or graphs (for dry runs and
-    tests on machines without a GPU).
+    the whole frame graph on the device (``engines.cuda_base``), and the graph captured as
+    a CUDA graph at the current frame size: one replay per frame instead of dozens of
+    kernel launches. A new frame size re-captures.
     """
 
     name = "torch-cuda"
@@ -68,9 +68,7 @@ class TorchCudaEngine(FrameEngine):
         channels_last: bool = True,
         cuda_graph: bool = True,
     ) -> None:
-        super().__init__(multiple=student.multiple)
-        self._device = torch.device(device)
-        self._on_cuda = self._device.type == "cuda"
+        super().__init__(multiple=student.multiple, device=device)
         self._dtype = dtype
         self._graph = FrameGraph(student, dtype=dtype).to(self._device).eval()
         self._channels_last = channels_last
@@ -78,25 +76,14 @@ class TorchCudaEngine(FrameEngine):
             self._graph.to(memory_format=torch.channels_last)
         self._use_cuda_graph = cuda_graph and self._on_cuda
         self._captured: torch.cuda.CUDAGraph | None = None
-        self._strength = torch.ones(1, device=self._device)
-        self._last_strength = 1.0
+        self._static_out: torch.Tensor | None = None
         if self._on_cuda:
             # Fixed frame sizes: let cuDNN time its algorithms once per size.
             torch.backends.cudnn.benchmark = True
-            self._stream = torch.cuda.Stream(self._device)
 
-    def _stream_ctx(self):
-        return torch.cuda.stream(self._stream) if self._on_cuda else contextlib.nullcontext()
-
-    def _allocate(self, height: int, width: int) -> None:
-        self._captured = None  # free the old capture (and its memory pool) first
+    def _prepare_device(self, height: int, width: int) -> None:
+        self._captured = None  # free the old capture (and its memory pool)
         self._static_out = None
-        pin = self._on_cuda
-        self._host_in = torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=pin)
-        self._host_out = torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=pin)
-        self._host_in_np = self._host_in.numpy()
-        self._host_out_np = self._host_out.numpy()
-        self._dev_in = torch.zeros((height, width, 3), dtype=torch.uint8, device=self._device)
         if self._use_cuda_graph:
             self._capture()
 
@@ -124,33 +111,6 @@ class TorchCudaEngine(FrameEngine):
             return self._static_out
         return self._graph(self._dev_in, self._strength)
 
-    def _process(self, frame: np.ndarray, strength: float, out: np.ndarray) -> None:
-        np.copyto(self._host_in_np, frame)
-        with self._stream_ctx(), torch.inference_mode():
-            self._dev_in.copy_(self._host_in, non_blocking=True)  # the one upload
-            if strength != self._last_strength:
-                self._strength.fill_(strength)
-                self._last_strength = strength
-            result = self._run_device()
-            self._host_out.copy_(result, non_blocking=True)  # the one download
-        if self._on_cuda:
-            self._stream.synchronize()  # the host reads the result next
-        np.copyto(out, self._host_out_np)
-
-    def time_device(self, iterations: int = 100) -> float:
-        """Seconds per frame of the device work alone (no host copies), for benchmarks;
-        call after ``sharpen`` has seen a frame of the size to measure."""
-        with self._stream_ctx(), torch.inference_mode():
-            self._run_device()
-            if self._on_cuda:
-                self._stream.synchronize()
-            start = time.perf_counter()
-            for _ in range(iterations):
-                self._run_device()
-            if self._on_cuda:
-                self._stream.synchronize()
-        return (time.perf_counter() - start) / iterations
-
     def describe(self) -> str:
         where = f"CUDA {torch.cuda.get_device_name(self._device)}" if self._on_cuda else "CPU"
         extras = [str(self._dtype).replace("torch.float", "fp")]
@@ -166,9 +126,9 @@ class TorchCudaEngine(FrameEngine):
         self._static_out = None
 
 
-def create(*, student, threads: int = 0, **_) -> TorchEngine:
-    return TorchEngine(student=student, threads=threads)
+def create(model: ResolvedModel, *, threads: int = 0) -> TorchEngine:
+    return TorchEngine(student=model.student, threads=threads)
 
 
-def create_cuda(*, student, cuda_graph: bool = True, **_) -> TorchCudaEngine:
-    return TorchCudaEngine(student=student, cuda_graph=cuda_graph)
+def create_cuda(model: ResolvedModel, *, cuda_graph: bool = True) -> TorchCudaEngine:
+    return TorchCudaEngine(student=model.student, cuda_graph=cuda_graph)

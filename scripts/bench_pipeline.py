@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.errors import KdcamError  # noqa: E402
+from engines.errors import KdcamError  # noqa: E402
 from vcam.config import parse_size  # noqa: E402
 from vcam.pipeline_bench import run_pipeline_bench  # noqa: E402
 

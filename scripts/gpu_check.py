@@ -39,8 +39,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.checkpoint import DEFAULT_MODEL, load_student, save_student  # noqa: E402
-from distill.students import DEFAULT_STUDENT, create_student  # noqa: E402
+from engines.model.checkpoint import DEFAULT_MODEL, load_student, save_student  # noqa: E402
+from engines.model.students import DEFAULT_STUDENT, create_student  # noqa: E402
+from engines.timing import time_fps  # noqa: E402
 
 SIZES = [(1280, 720), (1920, 1080), (3840, 2160)]
 DRY_SIZES = [(128, 72), (192, 108), (384, 216)]  # same code path, 1/10 of each side
@@ -100,18 +101,12 @@ def measure_engine(engine, frame: np.ndarray, seconds: float) -> dict:
     out = np.empty_like(frame)
     for _ in range(3):  # allocation, capture / first-run work, warm-up
         engine.sharpen(frame, out=out)
-    n, start = 0, time.perf_counter()
-    while True:
-        engine.sharpen(frame, out=out)
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and n >= 3:
-            break
-    e2e = n / elapsed
+    e2e = time_fps(lambda: engine.sharpen(frame, out=out), warmup=0, min_runs=3, min_seconds=seconds,
+                   max_seconds=seconds)
     probe = engine.time_device(3)
     iters = int(min(max(seconds / max(probe, 1e-6), 3), 5000))
     dev = 1.0 / engine.time_device(iters)
-    return {"e2e_fps": e2e, "device_fps": dev, "e2e_frames": n, "device_frames": iters}
+    return {"e2e_fps": e2e, "device_fps": dev, "device_frames": iters}
 
 
 def diff_stats(a: np.ndarray, b: np.ndarray) -> dict:
@@ -145,18 +140,10 @@ def teacher_row(device: torch.device, size: tuple[int, int], seconds: float, dry
     # pixels, which would overflow in plain fp16)
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
     with torch.inference_mode(), amp:
-        for _ in range(2):
-            model(x)
-        sync(device)
-        n, start = 0, time.perf_counter()
-        while True:
-            model(x)
-            n += 1
-            sync(device)
-            elapsed = time.perf_counter() - start
-            if (elapsed >= seconds and n >= 2) or n >= 200:
-                break
-    row = {"model": label, "engine": f"torch eager ({'fp16 autocast' if device.type == 'cuda' else 'fp32'})", "size": f"{w}x{h}", "device_fps": n / elapsed, "device_frames": n}
+        fps = time_fps(lambda: (model(x), sync(device)), warmup=2, min_runs=2, min_seconds=seconds,
+                       max_seconds=seconds, max_runs=200)
+    row = {"model": label, "engine": f"torch eager ({'fp16 autocast' if device.type == 'cuda' else 'fp32'})",
+           "size": f"{w}x{h}", "device_fps": fps}
     if device.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     del model, x

@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.restormer import ChannelAttention, Restormer, macs_per_pixel, preset_config  # noqa: E402
-from distill.teacher import load_official_checkpoint, load_teacher, restore  # noqa: E402
+from distill.restormer import ChannelAttention, Restormer, preset_config, restormer_macs_per_pixel  # noqa: E402
+from distill.official_weights import load_official_checkpoint  # noqa: E402
+from distill.teacher import load_teacher, restore  # noqa: E402
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
 
@@ -120,7 +121,7 @@ def main() -> None:
     if not paths:
         raise SystemExit(f"no images in {args.images}")
 
-    macs = macs_per_pixel(model.config)["total"]
+    macs = restormer_macs_per_pixel(model.config)["total"]
     print(f"model: {model_desc}; {macs:,.0f} MAC/px; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"images: {len(paths)} from {args.images}, long side {args.size} px\n")
     print(

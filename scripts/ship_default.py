@@ -5,7 +5,7 @@
         [--teacher-run runs/teacher --ablation runs/gt --report docs/distill]
 
 Exports the run's best student (collapsed safetensors, JSON, ONNX) into
-``distill/models/default/`` and evaluates the exported file with ``kdcam distill
+``engines/model/default/`` and evaluates the exported file with ``kdcam distill
 evaluate`` (on the fastest engine, as it ships) on the evaluation photos: the
 ``gaussian-1.4`` check of the sharpening core plus the report presets. With
 ``--teacher-run`` and ``--ablation`` (the same student trained with alpha = 0) the teacher
@@ -24,11 +24,12 @@ import json
 import shutil
 from pathlib import Path
 
-from distill.atomic import atomic_write_text
-from distill.checkpoint import DEFAULT_MODEL
-from distill.cli import evaluate_models
-from distill.evaluate import format_fps, results_markdown
+from distill.config import EvaluateConfig
+from distill.evaluate import evaluate_models
 from distill.export import export_student
+from distill.report import format_fps, results_markdown
+from engines.atomic import atomic_write_text
+from engines.model.checkpoint import DEFAULT_MODEL
 
 PRESETS = ["gaussian-1.4", "bicubic-x2", "defocus", "stream"]
 #: the presets of the seed's table in the README report
@@ -90,13 +91,14 @@ def target_checks(metrics: dict, presets: list[str]) -> list[tuple[str, str, boo
 
 def card_markdown(card: dict, metrics: dict, n_images: int, teacher: dict | None) -> str:
     alpha = card.get("alpha") or 0.0
+    split = card.get("data_split") or {}
     lines = [
         f"# kdcam default student: {card['arch']}",
         "",
         f"- Architecture: `{card['arch']}` (luma only; chroma passes through), collapsed plain form, "
         f"{card['parameters']:,} parameters, **{card['macs_per_pixel']:.0f} MACs per pixel**.",
         f"- Training: {card['steps']} steps, batch {card.get('batch_size')}, {card.get('crop')} px crops, "
-        f"degradation `{card.get('degradation')}`, loss {card.get('loss_fn', 'charbonnier')}, alpha = {alpha} "
+        f"degradation `{card.get('degradation')}`, loss {card.get('loss', 'charbonnier')}, alpha = {alpha} "
         f"({'ground truth only' if not alpha else 'knowledge distillation: alpha x teacher term + (1 - alpha) x ground truth'}).",
     ]
     if teacher:
@@ -108,8 +110,8 @@ def card_markdown(card: dict, metrics: dict, n_images: int, teacher: dict | None
     else:
         lines.append("- Teacher: none (supervised on ground truth).")
     lines += [
-        f"- Data: {card['data'].get('train_images')} training photos of `shared/data/train` "
-        f"(validation split: {card['data'].get('val_images')} photos); attributions in DATA_SOURCES.md.",
+        f"- Data: {split.get('train_images')} training photos of `shared/data/train` "
+        f"(validation split: {split.get('val_images')} photos); attributions in DATA_SOURCES.md.",
         f"- Validation PSNR (webcam mix, held-out training photos): {card.get('val_psnr', float('nan')):.2f} dB "
         f"vs {card.get('val_psnr_input', float('nan')):.2f} dB for the degraded input.",
         "",
@@ -144,7 +146,7 @@ def report_markdown(metrics: dict, n_images: int, report_dir: Path, teacher: dic
         "```bash",
         "kdcam distill evaluate --data ../shared/data/eval --out eval-results \\",
         f"  --teacher teacher={rel}/teacher.safetensors \\",
-        "  --student student=distill/models/default/student.safetensors \\",
+        "  --student student=engines/model/default/student.safetensors \\",
         f"  --student student_alpha0={rel}/student-alpha0.safetensors",
         "```",
         "",
@@ -254,9 +256,9 @@ def main() -> None:
         report = json.loads(previous.read_text())
         atomic_write_text(out_dir / "results.md", results_markdown(report))
     else:
-        report = evaluate_models(data=args.eval_data, out=out_dir, presets=PRESETS, students=students,
-                                 teacher=f"teacher={out_dir / 'teacher.safetensors'}" if teacher else None,
-                                 time_720p=True, crop_grid=True)
+        report = evaluate_models(EvaluateConfig(
+            data=args.eval_data, out=out_dir, presets=",".join(PRESETS), student=students,
+            teacher=f"teacher={out_dir / 'teacher.safetensors'}" if teacher else None, time_720p=True, crop_grid=True))
     n_images = report["num_images"]
     metrics = {p: {m: {k: v[k] for k in ("psnr", "ssim", "fps_720p", "total_s")}
                    for m, v in report["presets"][p]["methods"].items()} for p in PRESETS}

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distill.atomic import atomic_write_text
+from engines.atomic import atomic_write_text
 from engines import create_engine
 
 

@@ -7,7 +7,7 @@ uses: ``split_train_val(..., val_fraction=0.1, seed=0)``), optionally shrunk to
 teacher clear the classical sharpeners and the students, and by how much, per preset?
 
     python scripts/val_headroom.py --teacher docs/distill/teacher.safetensors \\
-        --student shipped=distill/models/default/student.safetensors --out docs/distill/headroom
+        --student shipped=engines/model/default/student.safetensors --out docs/distill/headroom
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill.atomic import atomic_write_text  # noqa: E402
-from distill.cli import evaluate_models  # noqa: E402
+from engines.atomic import atomic_write_text  # noqa: E402
+from distill.config import EvaluateConfig  # noqa: E402
 from distill.data import list_images, split_train_val  # noqa: E402
-from distill.errors import KdcamError  # noqa: E402
-from distill.evaluate import results_markdown  # noqa: E402
+from distill.evaluate import evaluate_models  # noqa: E402
+from distill.report import results_markdown  # noqa: E402
+from engines.errors import KdcamError  # noqa: E402
 
 
 def name_the_photos(out: Path, text: str) -> None:
@@ -54,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="kdcam-val-") as tmp:
             for path in val:  # evaluate reads a folder: link the validation photos into one
                 (Path(tmp) / path.name).symlink_to(Path(path).resolve())
-            evaluate_models(data=tmp, out=args.out, presets=args.presets, teacher=args.teacher, students=args.student,
-                            seed=args.seed, time_720p=False, crop_grid=False, max_side=args.max_side, engine=args.engine)
+            evaluate_models(EvaluateConfig(data=Path(tmp), out=Path(args.out), presets=args.presets, teacher=args.teacher,
+                                           student=args.student, seed=args.seed, time_720p=False, crop_grid=False,
+                                           max_side=args.max_side, engine=args.engine))
     except KdcamError as err:
         print(f"kdcam: error: {err}", file=sys.stderr)
         return 1

@@ -30,8 +30,8 @@ def random_student_path(tmp_path_factory) -> Path:
     """A kd-s4-c16 student with small random weights (every parameter non-zero)."""
     import torch
 
-    from distill.checkpoint import save_student
-    from distill.students import create_student
+    from engines.model.checkpoint import save_student
+    from engines.model.students import create_student
 
     torch.manual_seed(0)
     student = create_student("kd-s4-c16")

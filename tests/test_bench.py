@@ -26,7 +26,7 @@ def test_bench_measures_every_available_engine_srcnn_and_unsharp(tmp_path):
 
 
 def test_bench_unknown_engine_is_one_line_error():
-    from distill.errors import KdcamError
+    from engines.errors import KdcamError
 
     result = CliRunner().invoke(app, ["bench", "--engine", "vulkan", "--sizes", "64x48"])
     assert isinstance(result.exception, KdcamError)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from distill.data import PatchDataset, file_weight, file_weights, list_images, load_images, split_train_val
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 
 def _texture(h: int, w: int, seed: int) -> np.ndarray:

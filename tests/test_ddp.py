@@ -25,13 +25,14 @@ def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_two_process_training_equals_one_process(photos, tmp_path):
+    from distill.config import TrainConfig
     from distill.train import train_student
 
     opts = ["--arch", "kd-s4-c16", "--steps", "6", "--batch-size", "4", "--crop", "32", "--max-side", "256",
             "--threads", "1", "--log-every", "3", "--val-every", "3", "--val-items", "4", "--ckpt-every", "3",
             "--no-progress"]
     ddp = tmp_path / "ddp"
-    proc = _torchrun(["-m", "vcam.cli", "distill", "train", "--data", str(photos), "--out", str(ddp), *opts])
+    proc = _torchrun(["-m", "distill.cli", "train", "--data", str(photos), "--out", str(ddp), *opts])
     summary = json.loads((ddp / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 6
     assert proc.stdout.count('"world_size": 2') == 1  # only rank 0 reports
@@ -41,8 +42,8 @@ def test_two_process_training_equals_one_process(photos, tmp_path):
 
     # the global batch is split across the ranks and gradients averaged: same as one process
     single = tmp_path / "single"
-    train_student(data=photos, out=single, arch="kd-s4-c16", steps=6, batch_size=4, crop=32, max_side=256,
-                  threads=1, log_every=3, val_every=3, val_items=4, ckpt_every=3, progress=False)
+    train_student(TrainConfig(data=photos, out=single, arch="kd-s4-c16", steps=6, batch_size=4, crop=32, max_side=256,
+                              threads=1, log_every=3, val_every=3, val_items=4, ckpt_every=3, progress=False))
     a = load_file(str(ddp / "student-last.safetensors"))
     b = load_file(str(single / "student-last.safetensors"))
     # The output conv starts at zero, so early gradients of the other layers are tiny and

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.checkpoint import DEFAULT_MODEL, load_student
+from engines.model.checkpoint import DEFAULT_MODEL, load_student
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "distill"
@@ -22,12 +22,13 @@ def card() -> dict:
 @pytest.mark.slow
 def test_card_metrics_match_a_fresh_evaluation(shared_dir, card, tmp_path):
     """Re-score the shipped student (as it ships: on the engine auto picks) on every preset of its card."""
-    from distill.cli import evaluate_models
+    from distill.config import EvaluateConfig
+    from distill.evaluate import evaluate_models
 
     eval_dir = shared_dir / "data" / "eval"
     presets = list(card["eval"])
-    fresh = evaluate_models(data=eval_dir, out=tmp_path, presets=presets, students=[f"student={DEFAULT_MODEL}"],
-                            time_720p=False, crop_grid=False)
+    fresh = evaluate_models(EvaluateConfig(data=eval_dir, out=tmp_path, presets=",".join(presets),
+                                           student=[f"student={DEFAULT_MODEL}"], time_720p=False, crop_grid=False))
     for preset in presets:
         for method in ("input", "unsharp", "laplacian", "student"):
             got = fresh["presets"][preset]["methods"][method]

@@ -21,7 +21,7 @@ from distill.degrade import (
     get_preset,
     motion_kernel,
 )
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO = SHARED / "data" / "eval" / "skimage_astronaut.png"

@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from distill.cli import app as distill_app
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -69,8 +69,8 @@ def test_train_cli_writes_a_run(run_dir):
 def test_export_writes_a_collapsed_student_and_onnx(run_dir, tmp_path):
     import onnxruntime as ort
 
-    from distill.checkpoint import load_student
-    from distill.frame_graph import DeltaGraph
+    from engines.model.checkpoint import load_student
+    from engines.model.graphs import DeltaGraph
 
     target = tmp_path / "ship" / "student.safetensors"
     result = invoke("export", "--run", run_dir, "--output", target)
@@ -81,7 +81,7 @@ def test_export_writes_a_collapsed_student_and_onnx(run_dir, tmp_path):
     card = meta["card"]
     assert meta["config"]["reparam"] is False and card["collapsed"] is True
     assert card["alpha"] == 0.0 and card["steps"] == 4 and card["teacher"] is None
-    assert card["val_psnr"] is not None and card["macs_per_pixel"] > 0 and card["data"]["dir"]
+    assert card["val_psnr"] is not None and card["macs_per_pixel"] > 0 and card["data"] and card["data_split"]["dir"]
 
     # the shipped ONNX graph computes what the collapsed student computes
     plane = np.random.default_rng(0).integers(0, 256, size=(64, 96), dtype=np.uint8)
@@ -97,7 +97,7 @@ def test_export_writes_a_collapsed_student_and_onnx(run_dir, tmp_path):
 
 
 def test_export_from_a_training_checkpoint_and_bad_sources(run_dir, tmp_path):
-    from distill.checkpoint import load_student
+    from engines.model.checkpoint import load_student
 
     target = tmp_path / "mid.safetensors"
     invoke("export", "--checkpoint", run_dir / "train_state.safetensors", "--output", target, "--no-onnx")

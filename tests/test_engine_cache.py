@@ -5,13 +5,14 @@ All pure: no TensorRT, no GPU. "Current device info" is a plain dict.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from engines import engine_cache as ec
 
 HERE = {"gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "tensorrt_version": "10.9.0"}
@@ -109,8 +110,8 @@ def test_write_and_read_engine(tmp_path):
     ec.write_engine(path, b"\x00engine-bytes", _meta())
     assert path.read_bytes() == b"\x00engine-bytes"
     meta = ec.read_meta(path)
-    assert meta["engine_sha256"] == ec.bytes_sha256(b"\x00engine-bytes") and meta["engine_bytes"] == 13
-    assert ec.check_engine(meta, HERE, engine_sha256=ec.bytes_sha256(path.read_bytes())).usable
+    assert meta["engine_sha256"] == hashlib.sha256(b"\x00engine-bytes").hexdigest() and meta["engine_bytes"] == 13
+    assert ec.check_engine(meta, HERE, engine_sha256=hashlib.sha256(path.read_bytes()).hexdigest()).usable
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.engine", "x.engine.json"]
 
 
@@ -131,7 +132,7 @@ def test_failure_mid_write_leaves_no_partial_engine(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         ec.write_engine(path, b"new-engine" * 1000, _meta())
     assert path.read_bytes() == b"old-engine"  # the previous engine is untouched
-    assert ec.read_meta(path)["engine_sha256"] == ec.bytes_sha256(b"old-engine")
+    assert ec.read_meta(path)["engine_sha256"] == hashlib.sha256(b"old-engine").hexdigest()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.engine", "x.engine.json"]
 
 

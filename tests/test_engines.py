@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.checkpoint import DEFAULT_MODEL, load_student
-from distill.errors import KdcamError
-from distill.students import grey_from_bgr_uint8
+from engines.model.checkpoint import DEFAULT_MODEL, load_student
+from engines.errors import KdcamError
+from engines.model.students import grey_from_bgr_uint8
 from engines import ENGINES, create_engine, engine_status
 
 STATUS = engine_status()

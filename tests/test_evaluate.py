@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from distill.classical import laplacian_kernel, laplacian_sharpen, unsharp_mask
+from engines.classical import laplacian_kernel, laplacian_sharpen, unsharp_mask
 from distill.data import list_images, load_images
 from distill.degrade import degrade
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from distill.evaluate import evaluate, image_seed
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

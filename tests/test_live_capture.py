@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_live_helpers import NumberedSource, frame_number
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.capture import CaptureThread, LatestFrame, SourceInfo, fit_into, open_camera, open_video, output_shape
 from vcam.stats import LiveStats
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_live_helpers import error_line, run_kdcam
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.config import LiveSettings, resolve_settings
 from vcam.preview import check_display
 
@@ -39,7 +39,7 @@ def _no_user_config(tmp_path, monkeypatch):
         (["--size", "8x8"], "bad --size '8x8': each side must be 16..7680"),
         (["--fps", "fast"], "bad --fps 'fast'"),
         (["--fps", "0"], "bad --fps '0': must be between 1 and 240"),
-        (["--strength", "3"], "bad --strength '3'"),
+        (["--strength", "3"], "bad --strength 3.0"),
         (["--no-vcam"], "--no-vcam without --output"),
         (["--output", "out.gif", "--no-vcam"], "cannot record to 'out.gif'"),
     ],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_live_helpers import run_kdcam
 
-from distill.checkpoint import DEFAULT_MODEL
+from engines.model.checkpoint import DEFAULT_MODEL
 
 FRAMES = 120
 STRENGTH = 2.0

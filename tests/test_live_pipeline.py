@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from test_live_helpers import InvertEngine, NumberedSource, frame_number
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.pipeline import run_loop
 from vcam.preview import Controls
 from vcam.sender import PhaseLock

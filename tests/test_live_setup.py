@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_live_helpers import error_line, run_kdcam
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.devices import VideoDevice, devices_report, list_linux_video_devices, list_loopback_devices
 from vcam.setup_steps import apply_linux_setup, linux_plan, setup_text
 

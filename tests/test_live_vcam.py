@@ -13,7 +13,7 @@ import pyvirtualcam
 from pyvirtualcam import PixelFormat
 from test_live_helpers import InvertEngine, NumberedSource, frame_number
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.config import LiveSettings
 from vcam.devices import list_loopback_devices
 from vcam.pipeline import run_live

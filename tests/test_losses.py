@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from distill.losses import (
     DistillLoss,
     RestorationLoss,

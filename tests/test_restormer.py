@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.errors import KdcamError
-from distill.restormer import RESTORMER_PRESETS, Restormer, macs_per_pixel, num_parameters
-from distill.teacher import (
-    infer_config,
-    load_official_checkpoint,
-    load_teacher,
-    read_teacher_metadata,
-    restore,
-    save_teacher,
-)
+from engines.errors import KdcamError
+from distill.restormer import RESTORMER_PRESETS, Restormer, num_parameters, restormer_macs_per_pixel
+from distill.official_weights import infer_config, load_official_checkpoint
+from distill.teacher import load_teacher, read_teacher_metadata, restore, save_teacher
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "restormer"
 MANIFESTS = sorted((SHARED / "manifests").glob("*.json")) if SHARED.is_dir() else []
@@ -74,7 +68,7 @@ def test_state_dict_matches_manifest(manifest: Path) -> None:
     assert num_parameters(model) == info["num_parameters"]
     assert len(got) == info["num_tensors"]
     assert len(list(model.buffers())) == info["num_buffers"] == 0
-    macs = macs_per_pixel(info["config"])
+    macs = restormer_macs_per_pixel(info["config"])
     assert macs["conv"] == pytest.approx(info["macs_per_pixel"]["conv"], abs=0.5)
     assert macs["attention_matmuls"] == pytest.approx(info["macs_per_pixel"]["attention_matmuls"], abs=0.5)
     # Config inference from names and shapes alone (meta tensors).
@@ -291,7 +285,7 @@ def test_teacher_load_refuses_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(KdcamError, match="not a kdcam teacher"):
         load_teacher(tmp_path / "other.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
-    with pytest.raises(KdcamError, match="not a safetensors file"):
+    with pytest.raises(KdcamError, match="not a kdcam teacher"):
         load_teacher(tmp_path / "junk.safetensors")
     with pytest.raises(KdcamError, match="does not exist"):
         load_teacher(tmp_path / "nope.safetensors")

@@ -9,10 +9,10 @@ import onnx
 import pytest
 import torch
 
-from distill.checkpoint import DEFAULT_MODEL, load_student, read_metadata, save_student
-from distill.errors import KdcamError
-from distill.onnx_export import OPSET, export_onnx
-from distill.students import STUDENTS, create_student, macs_per_pixel
+from engines.model.checkpoint import DEFAULT_MODEL, load_student, read_metadata, save_student
+from engines.errors import KdcamError
+from engines.model.onnx_export import OPSET, export_onnx
+from engines.model.students import STUDENTS, create_student, student_macs_per_pixel
 
 
 def _trained_like(name: str):
@@ -51,8 +51,8 @@ def test_any_frame_size_and_identity_start(name):
 
 def test_default_student_is_small_enough():
     student, meta = load_student(None)
-    assert macs_per_pixel(student) <= 2000
-    assert meta["card"]["macs_per_pixel"] == macs_per_pixel(student)
+    assert student_macs_per_pixel(student) <= 2000
+    assert meta["card"]["macs_per_pixel"] == student_macs_per_pixel(student)
     assert meta["card"]["data"]["train_images"] > 0 and "eval" in meta["card"]
 
 
@@ -91,7 +91,7 @@ def test_non_kdcam_files_are_refused_without_unpickling(tmp_path):
 
 
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
-    import distill.checkpoint as ckpt
+    import engines.model.checkpoint as ckpt
 
     target = tmp_path / "m.safetensors"
 
@@ -117,11 +117,12 @@ def test_onnx_export_has_dynamic_size_and_passes_the_checker(tmp_path, graph):
 def test_default_model_files_agree():
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert meta == read_metadata(DEFAULT_MODEL)
-    from distill.atomic import file_sha256
-    from engines.onnx_model import _stamp, is_current, onnx_for, sibling_onnx
+    from engines.model.checkpoint import open_model
+    from engines.model.onnx_cache import is_current, onnx_for, onnx_stamp, sibling_onnx
 
     shipped = sibling_onnx(DEFAULT_MODEL)
-    assert is_current(shipped, _stamp(file_sha256(DEFAULT_MODEL), "delta", "fp32")), (
-        "the shipped ONNX file is stale: re-export it with engines.onnx_model.write_onnx"
+    model = open_model(None)
+    assert is_current(shipped, onnx_stamp(model.sha256, "delta", "fp32")), (
+        "the shipped ONNX file is stale: re-export it with engines.model.onnx_cache.write_onnx"
     )
-    assert onnx_for(None) == shipped  # engines use it as shipped, no export at start-up
+    assert onnx_for(model) == shipped  # engines use it as shipped, no export at start-up

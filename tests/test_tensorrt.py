@@ -9,6 +9,7 @@ API (so the calls kdcam makes, and their order, are checked without a GPU).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
@@ -21,10 +22,12 @@ import numpy as np
 import pytest
 import torch
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from engines import engine_cache as ec
 from engines import tensorrt_build as tb
+from engines import tensorrt_common as trtc
 from engines import tensorrt_engine as te
+from engines.model.checkpoint import open_model
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -199,9 +202,8 @@ def fake_gpu(monkeypatch, tmp_path):
 
     def install(trt):
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
-        for mod in (tb, te):
-            monkeypatch.setattr(mod, "cuda_problem", lambda: None)
-            monkeypatch.setattr(mod, "device_info", lambda t: dict(HERE, tensorrt_version=t.__version__))
+        monkeypatch.setattr(trtc, "cuda_problem", lambda: None)
+        monkeypatch.setattr(trtc, "device_info", lambda t: dict(HERE, tensorrt_version=t.__version__))
         return trt
 
     return install
@@ -210,9 +212,9 @@ def fake_gpu(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def onnx_pair(random_student_path):
     """The fp32 and fp16 frame graphs of the random test student (exported once)."""
-    from engines.onnx_model import onnx_for
+    from engines.model.onnx_cache import onnx_for
 
-    return {p: onnx_for(random_student_path, graph="frame", precision=p) for p in ("fp32", "fp16")}
+    return {p: onnx_for(open_model(random_student_path), graph="frame", precision=p) for p in ("fp32", "fp16")}
 
 
 # --- error messages ---------------------------------------------------------------------------
@@ -239,7 +241,7 @@ def test_missing_tensorrt_names_the_extra(monkeypatch):
     with pytest.raises(KdcamError) as err:
         tb.build_engine(size="640x480")
     assert "pip install 'kdcam[tensorrt]'" in str(err.value) and "\n" not in str(err.value)
-    assert "pip install 'kdcam[tensorrt]'" in te.availability()
+    assert "pip install 'kdcam[tensorrt]'" in tb.availability()
 
 
 def test_no_gpu_message(monkeypatch, capsys):
@@ -249,7 +251,7 @@ def test_no_gpu_message(monkeypatch, capsys):
     with pytest.raises(KdcamError, match="no CUDA GPU is visible") as err:
         tb.build_engine()
     assert "\n" not in str(err.value) and "NVIDIA GPU" in str(err.value)
-    assert "no CUDA GPU" in te.availability()
+    assert "no CUDA GPU" in tb.availability()
 
     # the same through the CLI: exit 1, one line
     from vcam import cli
@@ -325,9 +327,9 @@ def test_build_engine_follows_the_documented_api(fake_gpu, random_student_path, 
     meta = ec.read_meta(path)
     assert meta["gpu_name"] == "Fake GPU" and meta["compute_capability"] == "9.0"
     assert meta["tensorrt_version"] == "10.9.0.34" and meta["precision"] == "fp16"
-    assert meta["onnx_sha256"] == ec.bytes_sha256(onnx_pair["fp16"].read_bytes())
+    assert meta["onnx_sha256"] == hashlib.sha256(onnx_pair["fp16"].read_bytes()).hexdigest()
     assert meta["profile"] == {"min": "4x4", "opt": "640x480", "max": "1920x1080"}
-    assert meta["engine_sha256"] == ec.bytes_sha256(path.read_bytes())
+    assert meta["engine_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert path.name == f"{ec.cache_key(meta)}.engine"
     assert path.read_bytes() == b"FAKE-ENGINE:FP16"
 
@@ -426,48 +428,42 @@ class StubRunner:
 @pytest.fixture
 def stub_runner(monkeypatch):
     StubRunner.loads, StubRunner.fail_first = [], False
-    monkeypatch.setattr(te, "TensorRTEngine", StubRunner)
+    monkeypatch.setattr(tb, "TensorRTEngine", StubRunner)
     return StubRunner
 
 
 def test_cached_engine_is_built_once_and_rebuilt_on_mismatch(fake_gpu, stub_runner, random_student_path, onnx_pair):
-    from distill.checkpoint import load_student
-
-    student, _ = load_student(random_student_path)
+    model = open_model(random_student_path)
     trt = fake_gpu(fake_tensorrt("10.9.0.34"))
     builds = lambda: trt.log.count("build_serialized_network")  # noqa: E731
-    eng = te.create(model=random_student_path, student=student, quiet=True)
+    eng = tb.create(model, quiet=True)
     assert builds() == 1 and eng.path.is_file()
-    te.create(model=random_student_path, student=student, quiet=True)
+    tb.create(model, quiet=True)
     assert builds() == 1  # cached
     # the sidecar says another TensorRT version built it: rebuilt
     meta = ec.read_meta(eng.path)
     ec.meta_path_for(eng.path).write_text(json.dumps(dict(meta, tensorrt_version="10.0.1")))
-    te.create(model=random_student_path, student=student, quiet=True)
+    tb.create(model, quiet=True)
     assert builds() == 2 and ec.read_meta(eng.path)["tensorrt_version"] == "10.9.0.34"
     # bytes that do not deserialize: rebuilt once, then loaded
     stub_runner.fail_first = True
-    te.create(model=random_student_path, student=student, quiet=True)
+    tb.create(model, quiet=True)
     assert builds() == 3 and stub_runner.loads[-1] == stub_runner.loads[-2]
     # a frame outside the profile: the rebuild callback widens it
     new_path = eng.rebuild((3840, 2160))
     assert builds() == 4 and ec.read_meta(new_path)["profile"]["max"] == "3840x2160"
-    # 'auto' precision from the generic CLI means fp16 here
-    assert te.create(model=random_student_path, student=student, precision="auto", quiet=True).path == eng.path
 
 
 def test_explicit_engine_file_mismatch_says_what_to_run(fake_gpu, stub_runner, random_student_path, onnx_pair, tmp_path):
-    from distill.checkpoint import load_student
-
-    student, _ = load_student(random_student_path)
+    model = open_model(random_student_path)
     trt = fake_gpu(fake_tensorrt("10.9.0.34"))
     path = tb.build_engine(model=random_student_path, size="640x480", output=tmp_path / "cam.engine", quiet=True)
-    assert te.create(model=random_student_path, student=student, engine_file=path).path == path
+    assert tb.create(model, engine_file=path).path == path
 
     meta = ec.read_meta(path)
     ec.meta_path_for(path).write_text(json.dumps(dict(meta, gpu_name="NVIDIA GeForce RTX 4090")))
     with pytest.raises(KdcamError) as err:
-        te.create(model=random_student_path, student=student, engine_file=path)
+        tb.create(model, engine_file=path)
     msg = str(err.value)
     assert "\n" not in msg and "built for GPU NVIDIA GeForce RTX 4090, this machine has Fake GPU" in msg
     assert (
@@ -478,7 +474,7 @@ def test_explicit_engine_file_mismatch_says_what_to_run(fake_gpu, stub_runner, r
     assert n == 1  # an explicit file is never rebuilt behind the user's back
 
     with pytest.raises(KdcamError, match="engine file not found; build it with: kdcam build-engine --output"):
-        te.create(model=random_student_path, student=student, engine_file=tmp_path / "none.engine")
+        tb.create(model, engine_file=tmp_path / "none.engine")
 
 
 # --- on a real GPU with TensorRT ------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.checkpoint import load_student
+from engines.model.checkpoint import load_student
 from engines.torch_engine import TorchCudaEngine, TorchEngine
 
 HAVE_CUDA = torch.cuda.is_available()

@@ -14,9 +14,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from distill.errors import KdcamError
-from distill.train import StepBatches, global_batch_indices, train_student
+from engines.errors import KdcamError
+from distill.config import TrainConfig
+from distill.sampler import StepBatches, global_batch_indices
+from distill.train import train_student as _train_student
 from distill.train_state import load_train_state, read_train_header, save_train_state
+
+
+def train_student(**options):
+    return _train_student(TrainConfig(**options))
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -88,7 +95,7 @@ def test_batch_order_is_a_function_of_step_and_covers_items():
 
 
 def test_supervised_training_writes_students_log_and_plot(photos, tmp_path):
-    from distill.checkpoint import load_student
+    from engines.model.checkpoint import load_student
 
     out = tmp_path / "run"
     result = train_student(data=photos, out=out, alpha=0.0, steps=6, val_every=3, val_items=4, ckpt_every=3,
@@ -105,7 +112,7 @@ def test_supervised_training_writes_students_log_and_plot(photos, tmp_path):
     card = meta["card"]
     assert meta["arch"] == "kd-s4-c16" and card["alpha"] == 0.0 and card["steps"] == 6
     assert card["teacher"] is None and card["val_psnr"] is not None and card["macs_per_pixel"] > 0
-    assert card["data"]["train_images"] + card["data"]["val_images"] == 5
+    assert card["data_split"]["train_images"] + card["data_split"]["val_images"] == 5
     # a finished run started again does no more steps
     again = train_student(data=photos, out=out, alpha=0.0, steps=6, val_every=3, val_items=4, ckpt_every=3,
                           log_every=2, **TINY)
@@ -212,7 +219,7 @@ def test_validation_flags_a_model_whose_output_is_its_input() -> None:
 
     import torch
 
-    from distill.train import Task
+    from distill.loop import Task
 
     task = Task()
     gen = torch.Generator().manual_seed(0)

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from distill.checkpoint import save_student
-from distill.classical import unsharp_mask
-from distill.errors import KdcamError
-from distill.students import create_student
+from engines.model.checkpoint import save_student
+from engines.classical import unsharp_mask
+from engines.errors import KdcamError
+from engines.model.students import create_student
 from engines import ENGINES, create_engine, engine_status
+from engines.timing import time_fps
 
 
 def machine_name() -> str:
@@ -36,26 +35,6 @@ def machine_name() -> str:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{model}, {cores} cores, {platform.system()}"
-
-
-def time_fps(fn: Callable[[], object], *, min_runs: int = 10, min_seconds: float = 1.0, max_seconds: float = 8.0) -> float:
-    """Median frames per second of ``fn`` after two warm-up calls.
-
-    Runs until both ``min_runs`` and ``min_seconds`` are reached, or ``max_seconds``
-    (at least 3 runs), so very slow rows stay bounded.
-    """
-    fn()
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        spent = time.perf_counter() - start
-        if (len(times) >= min_runs and spent >= min_seconds) or (spent >= max_seconds and len(times) >= 3):
-            break
-    return 1.0 / statistics.median(times)
 
 
 def _srcnn_checkpoint(folder: Path) -> Path:

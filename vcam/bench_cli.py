@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.atomic import atomic_write_text
+from engines.atomic import atomic_write_text
 
 
 def bench(
@@ -26,7 +26,7 @@ def bench(
     """Measure engine fps (default) or the whole live loop (--pipeline), with the machine named."""
     from vcam.bench import machine_name, run_bench, to_markdown
     from vcam.config import parse_size
-    from distill.errors import KdcamError
+    from engines.errors import KdcamError
 
     if pipeline:
         from vcam.pipeline_bench import run_pipeline_bench

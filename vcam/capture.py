@@ -20,7 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.config import DEFAULT_CAMERA_SIZE
 from vcam.stats import LiveStats
 

@@ -1,17 +1,18 @@
 """The ``kdcam`` command line: thin typer wrappers over keyword-only functions.
 
-Each command module defines its typer-annotated functions; they are registered here.
-``KdcamError`` becomes its one-line message on stderr and exit code 1; anything else is a
-bug and keeps its traceback.
+This is the one place that composes the two sides of kdcam: the live commands of
+``vcam`` and, mounted lazily as ``kdcam distill``, the training commands of ``distill``
+(imported only when that subcommand runs). ``KdcamError`` becomes its one-line message
+on stderr and exit code 1 (``engines.errors.run_cli``); anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
-from distill.errors import KdcamError
+from engines.errors import run_cli
+from vcam import bench_cli, build_engine_cli, live_cli, sharpen_cli
 
 app = typer.Typer(
     name="kdcam",
@@ -20,43 +21,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-# --- command registration (one line per command module) ---
-# (commands are added below as their modules land)
-from distill.cli import app as distill_app  # noqa: E402
-
-app.add_typer(distill_app, name="distill")
-from vcam import sharpen_cli  # noqa: E402
-
-app.command("sharpen")(sharpen_cli.sharpen)
-from vcam import bench_cli  # noqa: E402
-
-app.command("bench")(bench_cli.bench)
-from vcam import live_cli  # noqa: E402
-
 app.command("start")(live_cli.start)
 app.command("setup")(live_cli.setup)
 app.command("devices")(live_cli.devices)
-from vcam import build_engine_cli  # noqa: E402
-
+app.command("sharpen")(sharpen_cli.sharpen)
+app.command("bench")(bench_cli.bench)
 app.command("build-engine")(build_engine_cli.build_engine)
 
 
-def run_app(typer_app: typer.Typer) -> None:
-    """The CLI boundary: a ``KdcamError`` becomes its one line on stderr and exit code 1."""
-    import cv2
+@app.command(
+    "distill",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def distill(ctx: typer.Context) -> None:
+    """Train and ship the student: fit-teacher, label, train, evaluate, export (kdcam distill --help)."""
+    from distill.cli import app as distill_app
 
-    # OpenCV's own warnings duplicate our one-line errors.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    try:
-        typer_app()
-    except KdcamError as err:
-        print(f"kdcam: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    distill_app(args=list(ctx.args), prog_name="kdcam distill")
 
 
 def main() -> None:
-    run_app(app)
+    run_cli(app)
 
 
 if __name__ == "__main__":

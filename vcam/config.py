@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,7 +40,7 @@ class LiveSettings:
     fps: float = 30.0
     engine: str = "auto"
     strength: float = 1.0
-    model: str | None = None
+    model: Path | None = None
     camera_name: str = DEFAULT_CAMERA_NAME
     #: a pyvirtualcam backend name; None picks the one for this OS
     vcam_backend: str | None = None
@@ -101,7 +101,7 @@ def parse_device(value: Any, *, what: str = "--device") -> int | str:
 
 
 def parse_strength(value: Any, *, what: str = "--strength") -> float:
-    from engines.frame_engine import MAX_STRENGTH, check_strength
+    from engines.base import MAX_STRENGTH, check_strength
 
     try:
         if isinstance(value, bool):
@@ -152,7 +152,7 @@ _PARSERS = {
     "fps": parse_fps,
     "engine": _parse_text,
     "strength": parse_strength,
-    "model": _parse_text,
+    "model": _parse_path,
     "camera_name": _parse_text,
     "vcam_backend": _parse_text,
     "loop": _parse_bool,

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
+from vcam.cli_options import Engine, Model, Strength
 from vcam.config import DEFAULT_CAMERA_NAME, resolve_settings
 
 
@@ -20,9 +21,9 @@ def start(
     device: Annotated[Optional[str], typer.Option(help="Camera index (0, 1, ...), video file or URL.", show_default="0")] = None,
     size: Annotated[Optional[str], typer.Option(help="Frame size WIDTHxHEIGHT, asked of the camera and published.", show_default="the camera's 1280x720 / the file's own")] = None,
     fps: Annotated[Optional[str], typer.Option(help="Target (published) frames per second.", show_default="30")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="Inference engine: auto, openvino, onnxruntime, torch, torch-cuda.", show_default="auto")] = None,
-    strength: Annotated[Optional[str], typer.Option(help="Sharpening strength, 0 (off) to 2; 1 is the trained model.", show_default="1")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Student checkpoint (.safetensors).", show_default="the shipped model")] = None,
+    engine: Engine = None,
+    strength: Strength = None,
+    model: Model = None,
     camera_name: Annotated[Optional[str], typer.Option(help="Virtual camera to publish to.", show_default=DEFAULT_CAMERA_NAME)] = None,
     vcam_backend: Annotated[Optional[str], typer.Option(help="pyvirtualcam backend (v4l2loopback, obs, unitycapture).", show_default="this OS's")] = None,
     loop: Annotated[Optional[bool], typer.Option("--loop/--no-loop", help="Replay a video file when it ends.")] = None,

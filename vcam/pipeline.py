@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import atomic_path
+from engines.atomic import atomic_path
 from vcam.capture import (
     CaptureThread,
     FrameSlot,

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distill.errors import KdcamError
-from engines.frame_engine import MAX_STRENGTH
+from engines.errors import KdcamError
+from engines.base import MAX_STRENGTH
 from vcam.capture import FrameSlot
 from vcam.stats import LiveStats
 

@@ -1,6 +1,6 @@
 """Record the sent stream to a video file.
 
-The writer works on a temporary name beside the target (``distill.atomic.atomic_path``)
+The writer works on a temporary name beside the target (``engines.atomic.atomic_path``)
 and is released before the rename, so the file only ever appears complete and playable.
 The container follows the file name; the codec is the best one OpenCV's bundled FFmpeg
 can write without extra libraries.
@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 #: suffix -> (FourCC, what it is); OpenCV's bundled FFmpeg has no H.264 encoder
 CODECS = {

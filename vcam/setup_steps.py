@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.config import DEFAULT_CAMERA_NAME
 
 OS_NAMES = ("linux", "windows", "macos")

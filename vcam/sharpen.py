@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from distill.atomic import atomic_path
-from distill.errors import KdcamError
+from engines.atomic import atomic_path
+from engines.errors import KdcamError
+from engines.pixels import to_float, to_uint
 from engines import Engine, create_engine
 from vcam.media import fourcc_for, is_video, video_output_path
 
@@ -19,7 +20,7 @@ from vcam.media import fourcc_for, is_video, video_output_path
 def _bgr8(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Split a decoded image into a uint8 BGR frame and its alpha plane (if any)."""
     if image.dtype == np.uint16:
-        image = (image / 257.0 + 0.5).astype(np.uint8)
+        image = to_uint(to_float(image))
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None
     if image.shape[2] == 4:

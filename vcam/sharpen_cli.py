@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from vcam.cli_options import Engine, Model, Strength
 
 
 def sharpen(
     inputs: Annotated[list[Path], typer.Argument(help="Images and/or videos to sharpen.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results (same file names).")],
-    strength: Annotated[float, typer.Option(help="0 = input, 1 = full model (up to 2).")] = 1.0,
-    engine: Annotated[str, typer.Option(help="auto, openvino, onnxruntime, torch, ...")] = "auto",
-    model: Annotated[Optional[Path], typer.Option(help="Student checkpoint (.safetensors); default: the shipped one.")] = None,
+    strength: Strength = None,
+    engine: Engine = None,
+    model: Model = None,
 ) -> None:
     """Sharpen image files (PNG in, PNG out) and video files (same frames, size and fps)."""
+    from vcam.config import parse_strength
     from vcam.sharpen import sharpen_files
 
-    failures = sharpen_files(inputs=inputs, output_dir=output, strength=strength, engine=engine, model=model)
+    failures = sharpen_files(inputs=inputs, output_dir=output, strength=parse_strength(1.0 if strength is None else strength),
+                             engine=engine or "auto", model=model)
     if failures:
         raise typer.Exit(code=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyvirtualcam
 from pyvirtualcam import PixelFormat
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 from vcam.config import DEFAULT_CAMERA_NAME
 from vcam.devices import list_loopback_devices
 

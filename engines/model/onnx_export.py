@@ -8,14 +8,14 @@ from pathlib import Path
 
 import torch
 
-from distill.atomic import atomic_path
-from distill.errors import KdcamError
-from distill.frame_graph import DeltaGraph, FrameGraph
-from distill.students import ResidualStudent
+from engines.atomic import atomic_path
+from engines.errors import KdcamError
+from engines.model.graphs import DeltaGraph, FrameGraph
+from engines.model.students import ResidualStudent
 
 OPSET = 18  # >= 17; torch's exporter builds opset 18 natively (17 is converted down with a warning)
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
-#: graph kind -> (module, input names, output names); see distill.frame_graph
+#: graph kind -> (module, input names, output names); see engines.model.graphs
 GRAPHS = {
     "delta": (DeltaGraph, ("planes", "strength"), ("delta_pos", "delta_neg")),
     "frame": (FrameGraph, ("frame", "strength"), ("sharpened",)),

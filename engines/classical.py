@@ -9,7 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
+from engines.pixels import to_float, to_uint
 
 
 def _to_float(bgr: np.ndarray) -> tuple[np.ndarray, np.dtype]:
@@ -17,7 +18,7 @@ def _to_float(bgr: np.ndarray) -> tuple[np.ndarray, np.dtype]:
         raise KdcamError(f"expected an image of shape HxW or HxWxC, got shape {bgr.shape}")
     dtype = bgr.dtype
     if dtype == np.uint8:
-        return bgr.astype(np.float32) * np.float32(1.0 / 255.0), dtype
+        return to_float(bgr), dtype
     if np.issubdtype(dtype, np.floating):
         return bgr.astype(np.float32, copy=False), dtype
     raise KdcamError(f"expected a uint8 or float image, got dtype {dtype}; convert the frame first")
@@ -25,7 +26,7 @@ def _to_float(bgr: np.ndarray) -> tuple[np.ndarray, np.dtype]:
 
 def _from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype == np.uint8:
-        return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return to_uint(image)
     return np.clip(image, 0.0, 1.0).astype(dtype, copy=False)
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 # OpenCV's BT.601 luma weights, in BGR order (cv2.COLOR_BGR2YCrCb uses the same).
 BGR_TO_LUMA = (0.114, 0.587, 0.299)
@@ -227,7 +227,7 @@ class SRCNNStudent(ResidualStudent):
         return self.conv3(F.relu(self.conv2(F.relu(self.conv1(x)))))
 
 
-def macs_per_pixel(model: ResidualStudent) -> float:
+def student_macs_per_pixel(model: ResidualStudent) -> float:
     """Multiply-accumulates per frame pixel of the network's convolutions."""
     probe = torch.zeros(1, model.in_channels, 4 * model.multiple, 4 * model.multiple)
     total = 0.0

@@ -8,7 +8,7 @@ from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
-from distill.errors import KdcamError
+from engines.errors import KdcamError
 
 
 def read_json_header(path: str | Path, *, key: str, fmt: str, version: int, what: str, fix: str) -> dict[str, Any]:

@@ -54,6 +54,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def remove_stale_partials(folder: Path) -> int:
+    """Delete the temporary files that a killed writer left in ``folder``; returns how many.
+
+    Call it only while no other process writes there.
+    """
+    removed = 0
+    for tmp in Path(folder).glob(".*.partial-*"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from distill.atomic import file_sha256
+if TYPE_CHECKING:
+    from engines.model.checkpoint import ResolvedModel
 
 WEIGHTS_KEY = "kdcam_weights_sha256"
 GRAPH_KEY = "kdcam_graph"
-#: bump when distill/frame_graph.py changes what the exported graphs compute or return,
+#: bump when engines/model/graphs.py changes what the exported graphs compute or return,
 #: so that shipped and cached ONNX files from before are re-exported, never reused
 GRAPH_VERSION = "2"
 
@@ -28,7 +30,7 @@ def sibling_onnx(weights: Path, *, graph: str = "delta", precision: str = "fp32"
     return weights.with_suffix(f".{graph}-{precision}.onnx")
 
 
-def _stamp(weights_sha: str, graph: str, precision: str) -> dict[str, str]:
+def onnx_stamp(weights_sha: str, graph: str, precision: str) -> dict[str, str]:
     return {WEIGHTS_KEY: weights_sha, GRAPH_KEY: f"{graph}-{precision}-v{GRAPH_VERSION}"}
 
 
@@ -46,27 +48,21 @@ def is_current(onnx_path: Path, stamp: dict[str, str]) -> bool:
     return all(props.get(k) == v for k, v in stamp.items())
 
 
-def write_onnx(weights: Path, onnx_path: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
-    """Export the checkpoint's graph to ``onnx_path``, stamped with the weights' sha256."""
-    from distill.checkpoint import load_student
-    from distill.onnx_export import export_onnx
+def write_onnx(model: ResolvedModel, onnx_path: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
+    """Export the model's graph to ``onnx_path``, stamped with the weights' sha256."""
+    from engines.model.onnx_export import export_onnx
 
-    student, _ = load_student(weights)
-    meta = _stamp(file_sha256(weights), graph, precision)
-    return export_onnx(student, onnx_path, graph=graph, precision=precision, metadata=meta)
+    meta = onnx_stamp(model.sha256, graph, precision)
+    return export_onnx(model.student, onnx_path, graph=graph, precision=precision, metadata=meta)
 
 
-def onnx_for(model: str | Path | None, *, graph: str = "delta", precision: str = "fp32") -> Path:
-    """The ONNX file for a checkpoint: its shipped sibling if current, else a cached export."""
-    from distill.checkpoint import resolve_model_path
-
-    weights = resolve_model_path(model)
-    sha = file_sha256(weights)
-    stamp = _stamp(sha, graph, precision)
-    sibling = sibling_onnx(weights, graph=graph, precision=precision)
+def onnx_for(model: ResolvedModel, *, graph: str = "delta", precision: str = "fp32") -> Path:
+    """The ONNX file for a model: its shipped sibling if current, else a cached export."""
+    stamp = onnx_stamp(model.sha256, graph, precision)
+    sibling = sibling_onnx(model.path, graph=graph, precision=precision)
     if is_current(sibling, stamp):
         return sibling
-    cached = cache_dir() / "onnx" / f"{sha[:20]}.{graph}-{precision}-v{GRAPH_VERSION}.onnx"
+    cached = cache_dir() / "onnx" / f"{model.sha256[:20]}.{graph}-{precision}-v{GRAPH_VERSION}.onnx"
     if is_current(cached, stamp):
         return cached
-    return write_onnx(weights, cached, graph=graph, precision=precision)
+    return write_onnx(model, cached, graph=graph, precision=precision)

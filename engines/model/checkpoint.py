@@ -9,23 +9,24 @@ holds the frame graph for the ONNX-based engines. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from distill.atomic import atomic_path, atomic_write_text
-from distill.errors import KdcamError
-from distill.file_header import read_json_header
-from distill.students import ResidualStudent, build_from_config, config_from_dict, config_to_dict
+from engines.atomic import atomic_path, atomic_write_text, file_sha256
+from engines.errors import KdcamError
+from engines.file_header import read_json_header
+from engines.model.students import ResidualStudent, build_from_config, config_from_dict, config_to_dict
 
 FORMAT = "kdcam-student"
 FORMAT_VERSION = 1
 _META_KEY = "kdcam"
 
 #: the shipped default student, inside the package
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default" / "student.safetensors"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "default" / "student.safetensors"
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
@@ -65,6 +66,31 @@ def load_student(model: str | Path | None = None) -> tuple[ResidualStudent, dict
         first = str(err).strip().splitlines()[0]
         raise KdcamError(f"{path}: weights do not match its config ({first}); re-export it") from None
     return student.eval(), meta
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A student checkpoint found, hashed and loaded once: what every engine factory takes."""
+
+    path: Path
+    sha256: str  # of the .safetensors file: keys the ONNX and TensorRT caches
+    student: ResidualStudent = field(repr=False)  # in eval mode
+    meta: dict = field(repr=False)  # the checkpoint's header: arch, config, card
+
+    @property
+    def name(self) -> str:
+        """The model's name for people: its card's name, else the file's stem."""
+        return str((self.meta.get("card") or {}).get("name") or self.path.stem)
+
+
+def open_model(model: str | Path | ResolvedModel | None = None) -> ResolvedModel:
+    """Resolve ``--model`` (None: the shipped default), read and hash it; a ResolvedModel is
+    returned as it is."""
+    if isinstance(model, ResolvedModel):
+        return model
+    path = resolve_model_path(model)
+    student, meta = load_student(path)
+    return ResolvedModel(path=path, sha256=file_sha256(path), student=student, meta=meta)
 
 
 def save_student(student: ResidualStudent, path: str | Path, *, card: dict | None = None) -> Path:

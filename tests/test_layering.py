@@ -1,0 +1,157 @@
+"""The direction of dependencies, checked on the source: engines <- vcam, engines <- distill.
+
+* ``engines`` (the runtimes and the model and file layer) imports neither ``vcam`` nor
+  ``distill``;
+* ``vcam`` never imports ``distill``, except in the one place that composes both sides:
+  ``vcam/cli.py`` mounting ``kdcam distill``;
+* ``distill`` never imports ``vcam``;
+* no import cycles between modules, and no module imports a private name (``_x``) of
+  another.
+
+Every import counts, function-level ones included (walked with ``ast``); imports under
+``if TYPE_CHECKING:`` count for the direction rule but not for cycles (they never run).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("engines", "vcam", "distill")
+#: (importing package, imported package) pairs that are forbidden
+FORBIDDEN = {("engines", "vcam"), ("engines", "distill"), ("vcam", "distill"), ("distill", "vcam")}
+#: the one module allowed to compose the two sides, and what it may import across
+COMPOSER = ("vcam.cli", "distill.cli")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    hidden: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            hidden.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return hidden
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str], bool]]:
+    """(imported internal module, names taken from it, only under TYPE_CHECKING) for every import."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = _type_checking_nodes(tree)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PACKAGES:
+                    found.append((alias.name, [], id(node) in hidden))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if base.split(".")[0] not in PACKAGES:
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                if sub in modules:  # `from pkg import module`
+                    found.append((sub, [], id(node) in hidden))
+                else:
+                    found.append((base, [alias.name], id(node) in hidden))
+    return found
+
+
+def graph() -> tuple[dict[str, set[str]], list[str], list[str]]:
+    """The runtime import graph, the forbidden imports and the private-name imports."""
+    modules = all_modules()
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    forbidden, private = [], []
+    for name, path in modules.items():
+        for target, names, type_only in imports_of(name, path, modules):
+            src_pkg, dst_pkg = name.split(".")[0], target.split(".")[0]
+            if (src_pkg, dst_pkg) in FORBIDDEN and (name, target) != COMPOSER:
+                forbidden.append(f"{name} imports {target}")
+            private += [f"{name} imports {n} from {target}" for n in names if n.startswith("_") and target != name]
+            if not type_only and target in modules and target != name:
+                edges[name].add(target)
+    return edges, forbidden, private
+
+
+def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_runs_the_wrong_way():
+    _, forbidden, _ = graph()
+    assert forbidden == []
+
+
+def test_no_import_cycles():
+    edges, _, _ = graph()
+    assert sum(len(e) for e in edges.values()) > 100  # the walk found the imports
+    assert find_cycles(edges) == []
+
+
+def test_no_private_names_cross_modules():
+    _, _, private = graph()
+    assert private == []
+
+
+def test_the_checker_catches_what_it_forbids():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
+    modules = all_modules()
+    found = imports_of("engines.registry", modules["engines.registry"], modules)
+    assert ("engines.model.checkpoint", ["open_model"], False) in found  # an import inside a function
+    assert ("engines.model.checkpoint", ["ResolvedModel"], True) in found  # an import for type checkers only
+
+
+@pytest.mark.parametrize("module", ["vcam.cli", "vcam.pipeline", "vcam.sharpen", "engines.registry"])
+def test_the_live_side_loads_without_the_training_side(module):
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; bad = sorted(m for m in sys.modules if m == 'distill' or m.startswith('distill.')); print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
