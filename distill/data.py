@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from distill.degrade import Degradation, as_float_bgr, resolve
+from distill.degrade import resolve
+from distill.degrade_ops import Degradation, as_float_bgr
 from engines.errors import KdcamError
 
 #: file suffixes that count as images (compared in lower case)

@@ -244,6 +244,144 @@ def target_line(res: dict, label: str, size: tuple[int, int]) -> str | None:
 # --- main --------------------------------------------------------------------------------------
 
 
+class GpuCheck:
+    """One run: the engines of every model at every size, the teacher, then TensorRT."""
+
+    def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
+        self.args, self.device = args, device
+        self.t0 = time.perf_counter()
+        self.seconds = args.seconds if args.seconds is not None else (0.1 if args.dry_run else 2.0)
+        self.sizes = DRY_SIZES if args.dry_run else SIZES
+        self.res: dict = {"environment": environment(device), "dry_run": args.dry_run, "seconds": self.seconds,
+                          "speed": [], "diffs": [], "notes": [], "errors": []}
+        from engines.tensorrt_common import availability as trt_availability
+
+        self.trt_why = ("disabled (--no-tensorrt)" if args.no_tensorrt
+                        else "TensorRT needs --device cuda" if device.type != "cuda" else trt_availability())
+        if self.trt_why is not None:
+            self.res["notes"].append(f"TensorRT rows skipped: {self.trt_why}")
+        self.diff_size = self.sizes[0]
+        self.diff_frame = test_frame(*self.diff_size, seed=3)
+        self.cpu_refs: dict[str, tuple[str, np.ndarray] | None] = {}
+
+    def over_budget(self) -> bool:
+        return time.perf_counter() - self.t0 > self.args.budget
+
+    def save(self) -> None:
+        save(self.res, self.args.out)
+
+    def engines_for(self, label: str, path: Path):
+        """(engine label, factory) pairs for one model."""
+        from engines.torch_engine import TorchCudaEngine
+
+        student, _ = load_student(path)
+        if self.device.type == "cuda":
+            yield "torch-cuda (fp16, channels_last, CUDA graph)", lambda: TorchCudaEngine(student=student)
+        else:  # fp16 convolutions are very slow on CPUs; the rehearsal runs the same path in fp32
+            yield "torch-cuda code path on CPU (fp32, channels_last)", (
+                lambda: TorchCudaEngine(student=student, device="cpu", dtype=torch.float32)
+            )
+        if self.trt_why is None:
+            yield "tensorrt (fp16)", lambda: self.tensorrt_engine(label, path, student.multiple)
+
+    def tensorrt_engine(self, label: str, path: Path, multiple: int):
+        from engines.tensorrt_build import build_engine
+        from engines.tensorrt_engine import TensorRTEngine
+
+        t = time.perf_counter()
+        lo, hi = self.sizes[0], self.sizes[-1]
+        engine_path = build_engine(model=path, size=self.sizes[1], min_size=(lo[0] // 2, lo[1] // 2), max_size=hi,
+                                   precision="fp16", progress=False)
+        self.res["notes"].append(f"TensorRT engine for {label}: built in {time.perf_counter() - t:.0f} s ({engine_path.name})")
+        return TensorRTEngine(engine_path=engine_path, multiple=multiple)
+
+    def cpu_reference(self, label: str, path: Path) -> None:
+        try:
+            self.cpu_refs[label] = cpu_reference(path, self.diff_frame)
+        except Exception as err:  # keep measuring speed even if the CPU side fails
+            self.cpu_refs[label] = None
+            self.res["errors"].append(f"CPU reference for {label}: {err}")
+
+    def run_engine(self, label: str, engine_label: str, factory) -> None:
+        if self.over_budget():
+            self.res["notes"].append(f"time budget reached: skipped {engine_label} for {label}")
+            return
+        try:
+            engine = factory()
+        except Exception as err:
+            self.res["errors"].append(f"{engine_label} for {label} could not start: {err}")
+            traceback.print_exc()
+            self.save()
+            return
+        with engine:
+            if self.cpu_refs.get(label) is not None:
+                cpu_name, cpu_out = self.cpu_refs[label]
+                got = engine.sharpen(self.diff_frame).copy()
+                self.res["diffs"].append({"model": label, "engine": engine_label, "cpu_engine": cpu_name,
+                                          "size": f"{self.diff_size[0]}x{self.diff_size[1]}", **diff_stats(got, cpu_out)})
+            for w, h in self.sizes:
+                self.measure(label, engine_label, engine, w, h)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def measure(self, label: str, engine_label: str, engine, w: int, h: int) -> None:
+        row = {"model": label, "engine": engine_label, "size": f"{w}x{h}"}
+        if self.over_budget():
+            self.res["speed"].append({**row, "skipped": "time budget reached"})
+            return
+        try:
+            row.update(measure_engine(engine, test_frame(w, h), self.seconds))
+        except Exception as err:
+            row["skipped"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            traceback.print_exc()
+        self.res["speed"].append(row)
+        print(f"gpu_check: {row}", file=sys.stderr)
+        self.save()
+
+    def run_teacher(self) -> None:
+        if self.args.no_teacher:
+            self.res["notes"].append("teacher row skipped (--no-teacher)")
+            return
+        if self.over_budget():
+            self.res["notes"].append("teacher row skipped: time budget reached")
+            return
+        try:
+            row = teacher_row(self.device, self.sizes[0], self.seconds, self.args.dry_run)
+        except torch.cuda.OutOfMemoryError as err:
+            row = {"skipped": f"out of GPU memory ({str(err).splitlines()[0]})"}
+        except Exception as err:
+            row = {"skipped": f"{type(err).__name__}: {err}"}
+            traceback.print_exc()
+        if "skipped" in row:
+            self.res["notes"].append(f"teacher (Restormer) row skipped: {row['skipped']}")
+        else:
+            self.res["speed"].append(row)
+        self.save()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def run(self, models: list[tuple[str, Path]]) -> int:
+        for label, path in models:
+            self.cpu_reference(label, path)
+        # Order: the PyTorch engine for every model, the teacher, then TensorRT (its builds
+        # are the slow, least predictable part; the time budget cuts from the end).
+        plan = [(label, name, factory) for label, path in models for name, factory in self.engines_for(label, path)]
+        for label, name, factory in plan:
+            if not name.startswith("tensorrt"):
+                self.run_engine(label, name, factory)
+        self.run_teacher()
+        for label, name, factory in plan:
+            if name.startswith("tensorrt"):
+                self.run_engine(label, name, factory)
+        self.res["target"] = target_line(self.res, models[0][0], self.sizes[1])
+        if self.args.dry_run and self.res["target"]:
+            self.res["target"] += " (dry run: tiny frames, the numbers mean nothing)"
+        self.res["wall_s"] = time.perf_counter() - self.t0
+        self.save()
+        print((self.args.out / "gpu_check.md").read_text())
+        return 1 if self.res["errors"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_check_out"))
@@ -254,132 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tensorrt", action="store_true")
     ap.add_argument("--no-teacher", action="store_true")
     args = ap.parse_args(argv)
-
-    t0 = time.perf_counter()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print(f"gpu_check: no CUDA GPU visible to torch {torch.__version__} (CUDA build: {torch.version.cuda}); "
               "use --device cpu --dry-run to rehearse", file=sys.stderr)
         return 2
-    seconds = args.seconds if args.seconds is not None else (0.1 if args.dry_run else 2.0)
-    sizes = DRY_SIZES if args.dry_run else SIZES
-    res: dict = {"environment": environment(device), "dry_run": args.dry_run, "seconds": seconds, "speed": [], "diffs": [], "notes": [], "errors": []}
-    over_budget = lambda: time.perf_counter() - t0 > args.budget  # noqa: E731
-
+    check = GpuCheck(args, device)
     workdir = Path(tempfile.mkdtemp(prefix="kdcam-gpu-check-"))
     os.environ["KDCAM_CACHE_DIR"] = str(workdir / "cache")  # ONNX exports and engines stay out of ~/.cache
-    models = prepare_models(workdir, res["notes"])
-    default_label = models[0][0]
-
-    from engines.tensorrt_engine import availability as trt_availability
-    from engines.torch_engine import TorchCudaEngine
-
-    trt_why = "disabled (--no-tensorrt)" if args.no_tensorrt else ("TensorRT needs --device cuda" if device.type != "cuda" else trt_availability())
-    if trt_why is not None:
-        res["notes"].append(f"TensorRT rows skipped: {trt_why}")
-
-    def make_engines(label: str, path: Path):
-        student, _ = load_student(path)
-        if device.type == "cuda":
-            yield "torch-cuda (fp16, channels_last, CUDA graph)", lambda: TorchCudaEngine(student=student)
-        else:  # fp16 convolutions are very slow on CPUs; the rehearsal runs the same path in fp32
-            yield "torch-cuda code path on CPU (fp32, channels_last)", (
-                lambda: TorchCudaEngine(student=student, device="cpu", dtype=torch.float32)
-            )
-        if trt_why is None:
-            from engines.tensorrt_build import build_engine
-            from engines.tensorrt_engine import TensorRTEngine
-
-            def trt_engine():
-                t = time.perf_counter()
-                lo, hi = sizes[0], sizes[-1]
-                engine_path = build_engine(model=path, size=sizes[1], min_size=(lo[0] // 2, lo[1] // 2), max_size=hi, precision="fp16", progress=False)
-                res["notes"].append(f"TensorRT engine for {label}: built in {time.perf_counter() - t:.0f} s ({engine_path.name})")
-                return TensorRTEngine(engine_path=engine_path, multiple=student.multiple)
-
-            yield "tensorrt (fp16)", trt_engine
-
-    diff_size = sizes[0]
-    diff_frame = test_frame(*diff_size, seed=3)
-    cpu_refs: dict[str, tuple[str, np.ndarray] | None] = {}
-    for label, path in models:
-        try:
-            cpu_refs[label] = cpu_reference(path, diff_frame)
-        except Exception as err:  # keep measuring speed even if the CPU side fails
-            cpu_refs[label] = None
-            res["errors"].append(f"CPU reference for {label}: {err}")
-
-    def run_engine(label: str, engine_label: str, factory) -> None:
-        if over_budget():
-            res["notes"].append(f"time budget reached: skipped {engine_label} for {label}")
-            return
-        try:
-            engine = factory()
-        except Exception as err:
-            res["errors"].append(f"{engine_label} for {label} could not start: {err}")
-            traceback.print_exc()
-            save(res, args.out)
-            return
-        with engine:
-            if cpu_refs[label] is not None:
-                cpu_name, cpu_out = cpu_refs[label]
-                got = engine.sharpen(diff_frame).copy()
-                res["diffs"].append({"model": label, "engine": engine_label, "cpu_engine": cpu_name, "size": f"{diff_size[0]}x{diff_size[1]}", **diff_stats(got, cpu_out)})
-            for w, h in sizes:
-                row = {"model": label, "engine": engine_label, "size": f"{w}x{h}"}
-                if over_budget():
-                    res["speed"].append({**row, "skipped": "time budget reached"})
-                    continue
-                try:
-                    row.update(measure_engine(engine, test_frame(w, h), seconds))
-                except Exception as err:
-                    row["skipped"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                    traceback.print_exc()
-                res["speed"].append(row)
-                print(f"gpu_check: {row}", file=sys.stderr)
-                save(res, args.out)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    # Order: the PyTorch engine for every model, the teacher, then TensorRT (its builds
-    # are the slow, least predictable part; the time budget cuts from the end).
-    plan = [(label, engine_label, factory) for label, path in models for engine_label, factory in make_engines(label, path)]
-    for label, engine_label, factory in plan:
-        if not engine_label.startswith("tensorrt"):
-            run_engine(label, engine_label, factory)
-
-    if args.no_teacher:
-        res["notes"].append("teacher row skipped (--no-teacher)")
-    elif over_budget():
-        res["notes"].append("teacher row skipped: time budget reached")
-    else:
-        try:
-            row = teacher_row(device, sizes[0], seconds, args.dry_run)
-        except torch.cuda.OutOfMemoryError as err:
-            row = {"skipped": f"out of GPU memory ({str(err).splitlines()[0]})"}
-        except Exception as err:
-            row = {"skipped": f"{type(err).__name__}: {err}"}
-            traceback.print_exc()
-        if "skipped" in row:
-            res["notes"].append(f"teacher (Restormer) row skipped: {row['skipped']}")
-        else:
-            res["speed"].append(row)
-        save(res, args.out)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    for label, engine_label, factory in plan:
-        if engine_label.startswith("tensorrt"):
-            run_engine(label, engine_label, factory)
-
-    target_size = sizes[1]
-    res["target"] = target_line(res, default_label, target_size)
-    if args.dry_run and res["target"]:
-        res["target"] += " (dry run: tiny frames, the numbers mean nothing)"
-    res["wall_s"] = time.perf_counter() - t0
-    save(res, args.out)
-    print((args.out / "gpu_check.md").read_text())
-    return 1 if res["errors"] else 0
+    return check.run(prepare_models(workdir, check.res["notes"]))
 
 
 if __name__ == "__main__":

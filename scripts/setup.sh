@@ -7,14 +7,14 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null 2>&1 || true
+# The pin is the same either way; what differs is where pip finds it. On this project's
+# machines torch==2.13.0 is the local CPU wheel. On another GPU-less machine, point
+# PIP_EXTRA_INDEX_URL at https://download.pytorch.org/whl/cpu before running this script.
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  echo "setup: NVIDIA GPU found: installing PyTorch with CUDA" >&2
-  $PIP install -q "torch==2.13.0"
+  echo "setup: NVIDIA GPU found: installing PyTorch 2.13.0 with CUDA" >&2
 else
-  # On this machine kind torch==2.13.0 resolves to the local CPU wheel. Elsewhere, point
-  # PIP_EXTRA_INDEX_URL at PyTorch's CPU wheel index before running this script.
-  echo "setup: no NVIDIA GPU: installing the CPU build of PyTorch" >&2
-  $PIP install -q "torch==2.13.0"
+  echo "setup: no NVIDIA GPU: installing the CPU build of PyTorch 2.13.0" >&2
 fi
+$PIP install -q "torch==2.13.0"
 $PIP install -q -e ".[openvino,test]"
 echo "setup: done; run .venv/bin/kdcam --help" >&2

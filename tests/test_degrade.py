@@ -9,18 +9,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from distill.degrade import (
-    JPEG,
-    PRESETS,
-    GaussianBlur,
-    MotionBlur,
-    Noise,
-    Resize,
-    degrade,
-    disk_kernel,
-    get_preset,
-    motion_kernel,
-)
+from distill.degrade import PRESETS, degrade, get_preset
+from distill.degrade_ops import JPEG, GaussianBlur, MotionBlur, Noise, Resize, disk_kernel, motion_kernel
 from engines.errors import KdcamError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -15,7 +15,6 @@ import io
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from engines import tensorrt_build as tb
 from engines import tensorrt_common as trtc
 from engines import tensorrt_engine as te
 from engines.model.checkpoint import open_model
+from fake_tensorrt import fake_tensorrt
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -40,155 +40,6 @@ needs_trt_gpu = pytest.mark.skipif(
 
 
 # --- a stand-in for the tensorrt module (documented 10.x / 11.x Python API subset) ------------
-
-
-def fake_tensorrt(version: str = "10.9.0.34", *, parse_errors=(), build_fails: bool = False):
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    trt.log = log = []
-    major = int(version.split(".")[0])
-
-    class ILogger:
-        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
-
-        def __init__(self):
-            log.append("ILogger.__init__")
-
-    class IProgressMonitor:
-        def __init__(self):
-            log.append("IProgressMonitor.__init__")
-
-    class BuilderFlag:
-        TF32 = "TF32"
-
-    if major < 11:  # removed in TensorRT 11 (strongly typed networks only)
-        BuilderFlag.FP16 = "FP16"
-
-    class MemoryPoolType:
-        WORKSPACE = "WORKSPACE"
-
-    class Tensor:
-        def __init__(self, name):
-            self.name = name
-
-    class Network:
-        def __init__(self):
-            self.inputs = []
-
-        @property
-        def num_inputs(self):
-            return len(self.inputs)
-
-        def get_input(self, i):
-            return Tensor(self.inputs[i])
-
-    class ParserError:
-        def __init__(self, text):
-            self.text = text
-
-        def desc(self):
-            return self.text
-
-        def node_name(self):
-            return "node_7"
-
-        def node_operator(self):
-            return "Conv"
-
-    class OnnxParser:
-        def __init__(self, network, logger):
-            self.network = network
-            self.errors = [ParserError(e) for e in parse_errors]
-
-        def parse_from_file(self, path):
-            import onnx
-
-            model = onnx.load(path, load_external_data=False)
-            self.network.inputs = [i.name for i in model.graph.input]
-            log.append(("parse_from_file", Path(path).name))
-            return not self.errors
-
-        @property
-        def num_errors(self):
-            return len(self.errors)
-
-        def get_error(self, i):
-            return self.errors[i]
-
-    class TimingCache:
-        def __init__(self, data):
-            self.data = bytes(data)
-
-        def serialize(self):
-            return memoryview(self.data + b"+timing")
-
-    class OptimizationProfile:
-        def set_shape(self, name, lo, opt, hi):
-            log.append(("set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
-
-    class BuilderConfig:
-        def __init__(self):
-            self.progress_monitor = None
-            self.cache = None
-
-        def set_memory_pool_limit(self, pool, size):
-            log.append(("set_memory_pool_limit", pool, size))
-
-        def set_flag(self, flag):
-            log.append(("set_flag", flag))
-
-        def clear_flag(self, flag):
-            log.append(("clear_flag", flag))
-
-        def add_optimization_profile(self, profile):
-            log.append("add_optimization_profile")
-            return 0
-
-        def create_timing_cache(self, data):
-            log.append(("create_timing_cache", bytes(data)))
-            return TimingCache(data)
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self.cache = cache
-            return True
-
-        def get_timing_cache(self):
-            return self.cache
-
-    class Builder:
-        def __init__(self, logger):
-            self.logger = logger
-
-        def create_network(self, flags):
-            log.append(("create_network", flags))
-            return Network()
-
-        def create_builder_config(self):
-            return BuilderConfig()
-
-        def create_optimization_profile(self):
-            return OptimizationProfile()
-
-        def build_serialized_network(self, network, config):
-            log.append("build_serialized_network")
-            mon = config.progress_monitor
-            if mon is not None:
-                mon.phase_start("Building engine", None, 2)
-                mon.phase_start("Tactic search", "Building engine", 3)
-                for s in range(3):
-                    assert mon.step_complete("Tactic search", s) is True
-                mon.phase_finish("Tactic search")
-                mon.step_complete("Building engine", 0)
-                mon.phase_finish("Building engine")
-            if build_fails:
-                self.logger.log(ILogger.ERROR, "out of\nmemory")
-                return None
-            flags = [e[1] for e in log if isinstance(e, tuple) and e[0] == "set_flag"]
-            return memoryview(b"FAKE-ENGINE:" + ",".join(flags).encode())
-
-    trt.ILogger, trt.IProgressMonitor, trt.BuilderFlag, trt.MemoryPoolType = ILogger, IProgressMonitor, BuilderFlag, MemoryPoolType
-    trt.OnnxParser, trt.Builder = OnnxParser, Builder
-    return trt
 
 
 HERE = {"gpu_name": "Fake GPU", "compute_capability": "9.0"}
