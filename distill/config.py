@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engines.options import default, opt
+from engines.registry import ENGINE_NAMES
 
 
 @dataclass(kw_only=True)
@@ -113,7 +114,7 @@ class EvaluateConfig:
     presets: str = opt("bicubic-x2,defocus,stream", "Comma-separated degradation presets.")
     teacher: Optional[str] = opt(None, "Our teacher .safetensors or an official .pth (NAME=PATH names its row).")
     student: list[str] = opt(help="A student checkpoint, or NAME=PATH to name its row (repeatable).", factory=list)
-    engine: str = opt("auto", "Engine for the students (auto, an engine name, or reference: float PyTorch).")
+    engine: str = opt("auto", f"Engine for the students: {', '.join(ENGINE_NAMES)}, or reference (the float PyTorch model).")
     max_images: Optional[int] = opt(None, "Use only the first N photos.")
     max_side: Optional[int] = opt(None, "Shrink larger photos to this side first.")
     seed: int = opt(0, "Seed of the degradations (image i uses seed * 1000003 + i).")

@@ -155,3 +155,21 @@ def test_the_live_side_loads_without_the_training_side(module):
     code = f"import sys, {module}; bad = sorted(m for m in sys.modules if m == 'distill' or m.startswith('distill.')); print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_readme_layout_table_names_every_module():
+    """Every module of the three packages appears in README's layout table, and every file it names exists."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = {row.split("|")[1].strip().strip("`"): row for row in table.splitlines() if row.startswith("| `")}
+    for pkg in PACKAGES:
+        row = rows[f"{pkg}/"]
+        named = set(re.findall(r"`([\w/]+\.py)`", row))
+        files = {str(p.relative_to(REPO / pkg)) for p in (REPO / pkg).rglob("*.py") if p.name != "__init__.py"}
+        bare = {f.split("/")[-1] for f in files}
+        missing = sorted(f for f in files if f not in named and f.split("/")[-1] not in named)
+        assert missing == [], f"README layout row {pkg}/ does not name {missing}"
+        unknown = sorted(n for n in named if n not in files and n.split("/")[-1] not in bare)
+        assert unknown == [], f"README layout row {pkg}/ names files that do not exist: {unknown}"

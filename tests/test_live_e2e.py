@@ -90,3 +90,30 @@ def test_start_records_the_engine_output_of_each_input_frame(shared_dir, tmp_pat
     # A 10 fps file sent at 30 fps: about one fresh frame in three; nearly all file frames arrive.
     assert len(fresh_positions) >= 25, fresh_positions
     assert fresh_positions[-1] - fresh_positions[0] <= 2 * len(fresh_positions), "few input frames were skipped"
+
+
+def test_start_reads_the_model_file_once(tmp_path, capsys, monkeypatch):
+    """``kdcam start`` finds, hashes and loads the student once, whatever the engine needs from it."""
+    from engines import atomic
+    from engines.model import checkpoint
+
+    calls = {"load": 0, "hash": 0}
+    load, sha = checkpoint.load_student, atomic.file_sha256
+
+    def counting_load(*args, **kwargs):
+        calls["load"] += 1
+        return load(*args, **kwargs)
+
+    def counting_sha(path):
+        calls["hash"] += Path(path).suffix == ".safetensors"
+        return sha(path)
+
+    monkeypatch.setattr(checkpoint, "load_student", counting_load)
+    monkeypatch.setattr(checkpoint, "file_sha256", counting_sha)
+    code, _out, err = run_kdcam(
+        ["start", "--device", str(Path(__file__).resolve().parents[1] / "samples" / "vtest_clip.avi"), "--no-vcam",
+         "--max-frames", "5", "--engine", "onnxruntime"],
+        capsys, monkeypatch,
+    )
+    assert code == 0, err
+    assert calls == {"load": 1, "hash": 1}

@@ -9,11 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from engines.atomic import atomic_write_text
+from engines.registry import ENGINE_NAMES
 
 
 def bench(
     sizes: Annotated[str, typer.Option(help="Comma-separated frame sizes.")] = "1280x720,1920x1080",
-    engine: Annotated[Optional[list[str]], typer.Option(help="Engine to measure (repeatable); default: every available one.")] = None,
+    engine: Annotated[Optional[list[str]], typer.Option(help=f"Engine to measure (repeatable; default: every available one): {', '.join(ENGINE_NAMES[1:])}.")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Student checkpoint; default: the shipped one.")] = None,
     srcnn: Annotated[bool, typer.Option(help="Also measure the seed-style SRCNN reference.")] = True,
     pipeline: Annotated[bool, typer.Option(help="Measure the whole live loop instead (file source, no vcam).")] = False,

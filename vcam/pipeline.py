@@ -206,6 +206,17 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, *, width: int, height: int, sysfs_root: Path,
+               log: Callable[[str], None]) -> Sink:
+    """Open the virtual camera for the run (closed with ``stack``); returns its send function."""
+    from vcam.vcam_out import open_virtual_camera
+
+    cam = stack.enter_context(open_virtual_camera(width=width, height=height, fps=s.fps, camera_name=s.camera_name,
+                                                  backend=s.vcam_backend, sysfs_root=sysfs_root, log=log))
+    log(f"kdcam: virtual camera {cam.device} ({cam.backend}): {width}x{height} @ {s.fps:g} fps BGR")
+    return cam.send
+
+
 def run_live(
     *,
     settings: LiveSettings,
@@ -243,13 +254,7 @@ def run_live(
         height, width = shape[:2]
         sinks: list[Sink] = []
         if s.vcam:
-            from vcam.vcam_out import open_virtual_camera
-
-            cam = stack.enter_context(
-                open_virtual_camera(width=width, height=height, fps=s.fps, camera_name=s.camera_name, backend=s.vcam_backend, sysfs_root=sysfs_root, log=log)
-            )
-            sinks.append(cam.send)
-            log(f"kdcam: virtual camera {cam.device} ({cam.backend}): {width}x{height} @ {s.fps:g} fps BGR")
+            sinks.append(_open_vcam(stack, s, width=width, height=height, sysfs_root=sysfs_root, log=log))
         if engine is None:
             from engines import create_engine
 

@@ -26,7 +26,6 @@ def run_pipeline_bench(
     engine: str = "auto",
     model: str | Path | None = None,
     strength: float = 1.0,
-    threads: int = 0,
 ) -> dict:
     """Run the live loop for ``seconds`` on ``source`` and return its summary, plus the
     settings; warm-up and model loading are not counted."""
@@ -38,7 +37,7 @@ def run_pipeline_bench(
     def factory():
         return open_video(str(source), loop=True, fps=fps, pace_fps=fps)
 
-    runner = create_engine(engine, model=model, threads=threads)
+    runner = create_engine(engine, model=model)
     try:
         opened = factory()
         default_log("kdcam bench: " + describe_source(opened.info, asked_size=size, asked_fps=fps, camera=False) + f", scaled to {size[0]}x{size[1]}, paced at {fps:g} fps")
