@@ -16,6 +16,7 @@ from distill.degrade_ops import (
     JPEG,
     Compose,
     Degradation,
+    Denoise,
     DiskBlur,
     GaussianBlur,
     Identity,
@@ -32,6 +33,42 @@ from engines.errors import KdcamError
 
 
 # --------------------------------------------------------------------------- presets
+
+
+def _camera() -> Degradation:
+    """What kdcam actually sees: the sender's camera frame, before any call codec.
+
+    Each stage is one thing a webcam does to a frame, in the order it happens, with the
+    range that webcams show:
+
+    * optics: a soft lens or a slightly missed focus (Gaussian sigma 0.5-1.8: a 720p webcam
+      lens is rarely sharper than sigma 0.5 and past 1.8 the frame is visibly out of focus),
+      a clearly missed focus (a lens's defocus is a disk, radius 0.8-2.5 px), or a head
+      moving during the 1/30 s exposure (1.5-5 px). 35% of the crops are a sharp camera:
+      untouched optics or sigma below 0.4, so the model learns to leave those alone;
+    * a lower sensor mode scaled up by the camera (binned 640x360 shown as 720p, digital
+      zoom): area or bicubic down by 1.2-2, bicubic or bilinear up, on 35% of the crops;
+    * sensor noise after the ISP, mostly luma, up to about 3 levels (8-bit) in the shadows
+      and highlights of an indoor scene, on 60%;
+    * the ISP's noise reduction (an edge-preserving smoothing that also flattens texture),
+      on 25%;
+    * the camera's MJPEG (quality 70-95, what UVC webcams send at 720p and above), on 85%.
+
+    And 8% of the crops are left entirely untouched: a perfect frame must come out as it went in.
+    """
+    optics = RandomChoice(
+        [GaussianBlur(sigma=(0.5, 1.8)), DiskBlur(radius=(0.8, 2.5)), MotionBlur(length=(1.5, 5.0)),
+         GaussianBlur(sigma=(0.0, 0.4)), Identity()],
+        weights=[0.45, 0.12, 0.08, 0.15, 0.20],
+    )
+    chain = Compose([
+        optics,
+        Maybe(Resize(factor=(1.2, 2.0), down=("area", "bicubic"), up=("bicubic", "bilinear")), p=0.35),
+        Maybe(Noise(read=(0.0, 0.010), shot=(0.0, 0.00006), luma_fraction=(0.7, 0.95)), p=0.6),
+        Maybe(Denoise(strength=(0.02, 0.08), radius=(0.8, 2.0)), p=0.25),
+        Maybe(JPEG(quality=(70, 95)), p=0.85),
+    ])
+    return RandomChoice([Identity(), chain], weights=[0.08, 0.92])
 
 
 def _webcam() -> Degradation:
@@ -92,6 +129,11 @@ def _webcam_heavy() -> Degradation:
 
 #: preset name -> factory of a fresh Degradation
 PRESETS: dict[str, Callable[[], Degradation]] = {
+    # the sender's camera frame (soft optics, noise, ISP, MJPEG, a share of sharp frames):
+    # the training mix of the default
+    "camera": _camera,
+    # the photo untouched: sharpening it must change (almost) nothing
+    "clean": Identity,
     # the seed project's degradation: bicubic x2 down, bicubic up
     "bicubic-x2": lambda: Resize(factor=2.0, down="bicubic", up="bicubic"),
     # out of focus: a Gaussian or a disk (pillbox) blur
@@ -109,7 +151,6 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     # a fixed Gaussian blur, used by an acceptance check
     "gaussian-1.4": lambda: GaussianBlur(sigma=1.4),
 }
-
 
 
 def get_preset(name: str) -> Degradation:

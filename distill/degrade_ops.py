@@ -248,6 +248,24 @@ class Noise(Degradation):
 
 
 @dataclass
+class Denoise(Degradation):
+    """A camera ISP's noise reduction: an edge-preserving (bilateral) smoothing that wipes out
+    fine texture along with the noise. ``strength`` is the range of intensity differences
+    it smooths over (in [0, 1] units), ``radius`` its spatial sigma in pixels."""
+
+    strength: Range = (0.02, 0.08)
+    radius: Range = (0.8, 2.0)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        strength, radius = _draw(self.strength, rng), _draw(self.radius, rng)
+        size = 2 * max(1, int(math.ceil(2.0 * radius))) + 1
+        return finish(cv2.bilateralFilter(image, size, strength, radius, borderType=cv2.BORDER_REFLECT_101))
+
+    def describe(self) -> str:
+        return f"ISP denoise {_fmt(self.strength)} radius {_fmt(self.radius)}"
+
+
+@dataclass
 class JPEG(Degradation):
     """JPEG compression at ``quality`` (OpenCV's encoder, 4:2:0 chroma), then decoded."""
 
