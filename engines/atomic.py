@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
-A crash or Ctrl-C mid-write leaves the old file (or nothing), never half a file.
+A crash or Ctrl-C mid-write leaves the old file (or nothing), never half a file; a
+destination that cannot be written is a one-line error before any work.
 """
 
 from __future__ import annotations
@@ -9,24 +10,67 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from engines.errors import KdcamError
+
+
+def why(err: OSError) -> str:
+    """The short reason of an OS error, for a one-line message ("Permission denied")."""
+    return err.strerror or type(err).__name__
+
+
+def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
+    """Raise a one-line KdcamError now if ``path`` can never be written as a file: it is a
+    folder, or its folder cannot be created (a file stands in the way, a read-only or
+    virtual file system). Creates the folder."""
+    target = Path(path)
+    if target.is_dir():
+        raise KdcamError(f"cannot write the {what} {target}: it is a folder; give a file name")
+    blocker = next((p for p in target.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise KdcamError(f"cannot write the {what} {target}: {blocker} is a file, not a folder; choose another path")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise KdcamError(f"cannot write the {what} {target}: cannot create its folder ({why(err)}); choose another path") from None
+    try:  # a virtual or read-only file system, or no permission: find out now, not after the work
+        with tempfile.NamedTemporaryFile(prefix=f".{target.name}.probe-", dir=target.parent):
+            pass
+    except OSError as err:
+        raise KdcamError(f"cannot write the {what} {target} ({why(err)}); choose another path") from None
+    return target
+
+
+def _kept_name(target: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        candidate = target.with_name(f"{target.stem}.kept-{stamp}{f'-{n}' if n else ''}{target.suffix}")
+        if not candidate.exists():
+            return candidate
+    return target.with_name(f"{target.stem}.kept-{stamp}-{os.getpid()}{target.suffix}")
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str = "output",
+                keep_on_failure: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     ``suffix`` defaults to the target's own suffix, so writers that pick a format from
-    the file name (OpenCV, matplotlib) still see the right one.
+    the file name (OpenCV, matplotlib) still see the right one. A destination that cannot
+    be written fails here, before the caller does any work, with a one-line KdcamError.
+    On an exception the temporary file is removed. If the final rename fails, the result is
+    removed too, or with ``keep_on_failure`` (for what cannot be made again, like a
+    recording) kept under a visible name beside the target that the error names.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.partial-",
-        suffix=target.suffix if suffix is None else suffix,
-        dir=target.parent,
-    )
+    target = check_writable(path, what=what)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.partial-",
+                                        suffix=target.suffix if suffix is None else suffix, dir=target.parent)
+    except OSError as err:
+        raise KdcamError(f"cannot write the {what} {target} ({why(err)}); choose another path") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -36,7 +80,14 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as err:
+            if not keep_on_failure:
+                raise KdcamError(f"cannot write the {what} {target} ({why(err)})") from None
+            kept = _kept_name(target)
+            os.replace(tmp, kept)
+            raise KdcamError(f"cannot put the {what} at {target} ({why(err)}); it is kept as {kept}") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -7,6 +7,7 @@ that message on stderr and exit code 1; nothing else is caught there.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -16,13 +17,25 @@ class KdcamError(Exception):
 
 
 def run_cli(app: Any) -> None:
-    """Run a typer ``app``; a ``KdcamError`` becomes ``kdcam: error: ...`` and exit code 1."""
+    """Run a typer ``app``; a ``KdcamError`` becomes ``kdcam: error: ...`` and exit code 1.
+
+    Ctrl-C, SIGTERM and SIGHUP stop the command where it is, through the ``with`` blocks
+    that remove half-written files (``engines.signals``), and exit with 128 + the signal
+    number; commands that finish cleanly on a signal (``kdcam start``) handle it themselves.
+    """
     import cv2
 
-    # OpenCV's own warnings duplicate our one-line errors.
+    from engines.signals import Interrupted, exit_code, raise_on_signals
+
+    # OpenCV's and FFmpeg's own warnings duplicate our one-line errors.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when a file is opened
     try:
-        app()
+        with raise_on_signals():
+            app()
     except KdcamError as err:
         print(f"kdcam: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except Interrupted as stopped:
+        print(f"kdcam: stopped by {stopped}", file=sys.stderr)
+        sys.exit(exit_code(stopped.signum))

@@ -121,10 +121,12 @@ def test_fit_into_trims_odd_sides_and_scales_other_sizes():
     assert np.all(dst == 9)
 
 
-def test_output_shape_is_even_or_the_asked_size():
+def test_output_shape_is_the_source_size_or_the_asked_size_never_silently_trimmed():
     info = SourceInfo(name="x", width=641, height=481, fps=30, fourcc="")
-    assert output_shape(info, None) == (480, 640, 3)
+    with pytest.raises(KdcamError, match="x is 641x481.*--size 640x480"):
+        output_shape(info, None)
     assert output_shape(info, (320, 240)) == (240, 320, 3)
+    assert output_shape(SourceInfo(name="y", width=640, height=480, fps=30, fourcc=""), None) == (480, 640, 3)
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="device nodes (/dev/videoN) exist on Linux only")

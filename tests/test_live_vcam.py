@@ -77,9 +77,15 @@ def test_frames_reach_the_virtual_camera_in_bgr_at_the_size_and_fps(test_backend
     assert backend.closed, "the virtual device is released at the end"
 
 
-def test_odd_source_sizes_are_trimmed_to_even_before_publishing(test_backend):
+def test_odd_source_sizes_are_refused_unless_an_even_size_is_asked(test_backend):
+    """Never trimmed silently: refused like an odd --size; an even --size crops the odd pixel."""
     settings = LiveSettings(device="numbered", fps=30, vcam_backend="kdcam-test", max_frames=3)
-    run_live(settings=settings, engine=InvertEngine(), factory=lambda: NumberedSource(shape=(49, 65, 3)), report_every=None, log=lambda _line: None)
+    odd = lambda: NumberedSource(shape=(49, 65, 3))  # noqa: E731
+    with pytest.raises(KdcamError, match="is 65x49.*pass --size 64x48"):
+        run_live(settings=settings, engine=InvertEngine(), factory=odd, report_every=None, log=lambda _line: None)
+    assert test_backend.opened == []
+    asked = LiveSettings(device="numbered", size=(64, 48), fps=30, vcam_backend="kdcam-test", max_frames=3)
+    run_live(settings=asked, engine=InvertEngine(), factory=odd, report_every=None, log=lambda _line: None)
     (backend,) = test_backend.opened
     assert (backend.width, backend.height) == (64, 48)
 

@@ -274,10 +274,19 @@ def fit_into(frame: np.ndarray, dst: np.ndarray) -> None:
 
 
 def output_shape(info: SourceInfo, size: tuple[int, int] | None) -> tuple[int, int, int]:
-    """The published frame shape: ``size`` when given, else the source's size trimmed to
-    even sides (browsers reject odd widths; 4:2:0 consumers need even heights)."""
-    width, height = size or (info.width - info.width % 2, info.height - info.height % 2)
-    return height, width, 3
+    """The published frame shape: ``size`` when given, else the source's own size.
+
+    Either must have even sides (browsers reject odd widths, 4:2:0 consumers need even
+    heights, video files cannot hold odd sides), so an odd source is refused exactly as an
+    odd ``--size`` is, never trimmed silently; ``--size`` with even sides crops or scales it.
+    """
+    if size is not None:
+        return size[1], size[0], 3
+    if info.width % 2 or info.height % 2:
+        even = f"{info.width - info.width % 2}x{info.height - info.height % 2}"
+        raise KdcamError(f"{info.name} is {info.width}x{info.height}, and a camera's sides must be even (browsers "
+                         f"reject odd widths): pass --size {even} to crop it by one pixel, or another even size to scale it")
+    return info.height, info.width, 3
 
 
 class StageThread(threading.Thread):

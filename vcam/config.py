@@ -78,6 +78,8 @@ def parse_size(text: str, *, what: str = "--size") -> tuple[int, int]:
 
 def parse_fps(value: Any, *, what: str = "--fps") -> float:
     try:
+        if isinstance(value, bool):  # TOML's true is not a number
+            raise TypeError
         fps = float(value)
     except (TypeError, ValueError):
         raise KdcamError(f"bad {what} '{value}': give frames per second as a number, e.g. 30") from None
@@ -111,13 +113,29 @@ def parse_strength(value: Any, *, what: str = "--strength") -> float:
         raise KdcamError(f"bad {what} {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}; 1 is the trained model") from None
 
 
+#: a camera name becomes v4l2loopback's card_label: the V4L2 'card' field holds 31 bytes
+MAX_CAMERA_NAME_BYTES = 31
+
+
+def parse_camera_name(value: Any, *, what: str = "--camera-name") -> str:
+    """A virtual camera's name, as v4l2loopback (and a shell line, and modprobe.d) can take it."""
+    text = _parse_text(value, what=what)
+    if len(text.encode("utf-8")) > MAX_CAMERA_NAME_BYTES:
+        raise KdcamError(f"bad {what} {text!r}: at most {MAX_CAMERA_NAME_BYTES} bytes (v4l2loopback's card_label); shorten it")
+    bad = next((c for c in text if c in ',"\\' or not c.isprintable()), None)
+    if bad is not None:
+        raise KdcamError(f"bad {what} {text!r}: v4l2loopback cannot take {bad!r} in a camera name "
+                         "(a comma separates devices; quotes and backslashes break its options)")
+    return text
+
+
 def _parse_positive_int(value: Any, *, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise KdcamError(f"bad {what} {value!r}: give a whole number of 1 or more")
     return value
 
 
-def _parse_positive_float(value: Any, *, what: str) -> float:
+def parse_duration(value: Any, *, what: str = "--duration") -> float:
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
@@ -153,14 +171,14 @@ _PARSERS = {
     "engine": _parse_text,
     "strength": parse_strength,
     "model": _parse_path,
-    "camera_name": _parse_text,
+    "camera_name": parse_camera_name,
     "vcam_backend": _parse_text,
     "loop": _parse_bool,
     "output": _parse_path,
     "vcam": _parse_bool,
     "preview": _parse_bool,
     "max_frames": _parse_positive_int,
-    "duration": _parse_positive_float,
+    "duration": parse_duration,
 }
 
 
@@ -171,6 +189,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
             table = tomllib.load(f)
     except FileNotFoundError:
         raise KdcamError(f"config file {path} not found: create it or drop --config") from None
+    except IsADirectoryError:
+        raise KdcamError(f"config file {path} is a folder: give the path of a .toml file, or drop --config") from None
+    except OSError as err:
+        raise KdcamError(f"config file {path} cannot be read ({err.strerror or err}); fix it or drop --config") from None
+    except UnicodeDecodeError:
+        raise KdcamError(f"config file {path} is not text (TOML is UTF-8 text); fix it or drop --config") from None
     except tomllib.TOMLDecodeError as err:
         raise KdcamError(f"config file {path} is not valid TOML ({err}); fix it or drop --config") from None
     unknown = sorted(set(table) - set(CONFIG_KEYS))

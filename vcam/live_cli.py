@@ -57,7 +57,11 @@ def start(
     settings = resolve_settings(overrides={k: v for k, v in given.items() if v is not None}, config_path=config)
     if not settings.vcam and settings.output is None and not settings.preview and settings.max_frames is None and settings.duration is None:
         raise KdcamError("--no-vcam without --output, --preview, --max-frames or --duration would run unseen forever: add one of them")
-    run_live(settings=settings, frame_log=frame_log)
+    summary = run_live(settings=settings, frame_log=frame_log)
+    if summary.get("signal"):  # stopped cleanly by Ctrl-C, SIGTERM or SIGHUP: exit as shells expect
+        from engines.signals import exit_code
+
+        raise typer.Exit(code=exit_code(summary["signal"]))
 
 
 def setup(

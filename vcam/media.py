@@ -1,24 +1,123 @@
-"""What a file is (image or video), and the video container/codec to write it back with."""
+"""What an input file is (image or video, by its content, not its name), what is wrong with
+it when it cannot be read, and where ``kdcam sharpen`` writes its result.
+
+Images come out as lossless PNG under the input's stem (8 or 16 bits, grey, colour or
+with alpha, as the input was). Videos keep their container where OpenCV can write it,
+else become ``.mp4``; the codec follows the container (``vcam.recorder.CODECS``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
+import cv2
+import numpy as np
 
-# Codec OpenCV's bundled FFmpeg writes for each container; MJPG keeps .avi near-lossless.
-_FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v"}
+from engines.atomic import why
+from engines.errors import KdcamError
+from vcam.recorder import CODECS, check_video_size, describe_codec
+
+#: leading bytes -> image format (what OpenCV reads as an image)
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+                (b"MM\x00*", "TIFF"), (b"GIF8", "GIF"))
 
 
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
+@dataclass(frozen=True)
+class Job:
+    """One input and where its result goes."""
+
+    src: Path
+    dst: Path
+    kind: str  # "image" | "video"
+    detail: str  # what it is, for the log line
+    frames: int = 0  # frames the video container announces (0: unknown)
 
 
-def video_output_path(path: Path) -> Path:
+def _image_format(head: bytes, path: Path | None = None) -> str | None:
+    """The image format of a file starting with ``head`` (None: not an image OpenCV reads)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    found = next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if found is None and path is not None and cv2.haveImageReader(str(path)):  # PNM, EXR, JPEG 2000, ...
+        return "image"
+    return found
+
+
+def _cut_short(data: bytes, fmt: str) -> bool:
+    """A PNG without its closing IEND chunk, or a JPEG whose end-of-image marker is missing."""
+    if fmt == "PNG":
+        return b"IEND" not in data[-16:]
+    if fmt == "JPEG":
+        return data.rfind(b"\xff\xd9") < len(data) - 4096 or data.rfind(b"\xff\xd9") < 2
+    return False
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The image as OpenCV decodes it unchanged (8 or 16 bits, 1, 3 or 4 channels), or a
+    one-line KdcamError that says which of the usual failures it is."""
+    data = _read_bytes(path)
+    fmt = _image_format(data[:16], path)
+    if fmt is None:
+        raise KdcamError(f"{path}: not an image or video OpenCV can read (unknown format)")
+    if _cut_short(data, fmt):
+        raise KdcamError(f"{path}: the {fmt} file is cut short (truncated); copy or export it again")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
+        raise KdcamError(f"{path}: a damaged or unsupported {fmt} file (OpenCV cannot decode it)")
+    return image
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise KdcamError(f"{path}: no such file")
+    if path.is_dir():
+        raise KdcamError(f"{path}: is a folder, not an image or video; pass the files in it")
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise KdcamError(f"{path}: cannot be read ({why(err)})") from None
+    if size == 0:
+        raise KdcamError(f"{path}: the file is empty (0 bytes)")
+
+
+def _read_bytes(path: Path, limit: int = -1) -> bytes:
+    _check_file(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except OSError as err:
+        raise KdcamError(f"{path}: cannot be read ({why(err)})") from None
+
+
+def video_output_name(src: Path) -> str:
     """Containers OpenCV cannot write (webm, wmv, ...) are written as .mp4 under the same stem."""
-    return path if path.suffix.lower() in _FOURCC else path.with_suffix(".mp4")
+    return src.name if src.suffix.lower() in CODECS else src.stem + ".mp4"
 
 
-def fourcc_for(path: Path) -> str:
-    return _FOURCC.get(path.suffix.lower(), "mp4v")
+def _probe_video(path: Path, out_dir: Path) -> Job:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok or frame is None:
+            raise KdcamError(f"{path}: not an image, and not a video OpenCV can decode (damaged, or an unsupported codec)")
+        height, width = frame.shape[:2]
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        cap.release()
+    check_video_size(width, height, what=str(path))
+    dst = out_dir / video_output_name(path)
+    detail = f"{describe_codec(dst)}, {width}x{height} @ {fps:g} fps"
+    return Job(src=path, dst=dst, kind="video", detail=detail, frames=frames)
+
+
+def probe(path: Path, out_dir: Path) -> Job:
+    """What ``path`` is and where its result goes; a one-line KdcamError when it cannot be sharpened."""
+    if _image_format(_read_bytes(path, 16), path) is None:
+        return _probe_video(path, out_dir)
+    image = read_image(path)
+    depth = "16-bit" if image.dtype == np.uint16 else "8-bit"
+    layout = "grey" if image.ndim == 2 else {3: "colour", 4: "colour + alpha"}.get(image.shape[2], "colour")
+    return Job(src=path, dst=out_dir / (path.stem + ".png"), kind="image",
+               detail=f"PNG, lossless, {depth} {layout}, {image.shape[1]}x{image.shape[0]}")

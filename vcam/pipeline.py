@@ -9,23 +9,24 @@ Three threads, each with one job, joined by one-slot mailboxes (``LatestFrame``)
 - sending (``PacedSender``, on the calling thread): one frame per tick at the target fps,
   repeating the last frame when processing falls behind.
 
-Ctrl-C and SIGTERM only set the stop event: every stage then ends normally, the camera
-and the virtual device are released, and a recording is finalized and renamed into place.
+Ctrl-C, SIGTERM and SIGHUP only set the stop event: every stage then ends normally, the
+camera and the virtual device are released, and a recording is finalized and renamed into
+place (``engines.signals``; the command then exits with 128 + the signal number).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from engines.atomic import atomic_path
+from engines.atomic import check_writable
+from engines.signals import stop_on_signals
 from vcam.capture import (
     CaptureThread,
     FrameSlot,
@@ -40,7 +41,7 @@ from vcam.capture import (
 )
 from vcam.config import LiveSettings
 from vcam.preview import Controls, Preview, check_display
-from vcam.recorder import Recorder, codec_for
+from vcam.recorder import Recording, codec_for, describe_codec
 from vcam.sender import Observer, PacedSender, Sink
 from vcam.stats import LiveStats, format_summary
 
@@ -191,21 +192,6 @@ def run_loop(
     return stats.summary()
 
 
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set ``stop`` (on the main thread; elsewhere this does nothing)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
-    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, *, width: int, height: int, sysfs_root: Path,
                log: Callable[[str], None]) -> Sink:
     """Open the virtual camera for the run (closed with ``stack``); returns its send function."""
@@ -215,6 +201,15 @@ def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, *, width: int, heig
                                                   backend=s.vcam_backend, sysfs_root=sysfs_root, log=log))
     log(f"kdcam: virtual camera {cam.device} ({cam.backend}): {width}x{height} @ {s.fps:g} fps BGR")
     return cam.send
+
+
+def _open_source(stack: contextlib.ExitStack, s: LiveSettings, factory: SourceFactory, log) -> tuple:
+    """The opened source (closed with ``stack`` until the capture thread takes it over) and the published shape."""
+    source = factory()
+    handover = {"done": False}
+    stack.callback(lambda: None if handover["done"] else source.close())
+    log("kdcam: " + describe_source(source.info, asked_size=s.size, asked_fps=s.fps, camera=isinstance(s.device, int)))
+    return source, output_shape(source.info, s.size), handover
 
 
 def run_live(
@@ -227,7 +222,8 @@ def run_live(
     sysfs_root: Path = Path("/sys"),
     report_every: float | None = 1.0,
 ) -> dict:
-    """``kdcam start``: the whole live virtual camera for ``settings``; returns the summary.
+    """``kdcam start``: the whole live virtual camera for ``settings``; returns the summary,
+    with ``signal`` set to the number of the stop signal that ended it (None otherwise).
 
     ``engine`` and ``factory`` replace the configured engine and source (tests, benchmarks).
     """
@@ -237,39 +233,29 @@ def run_live(
         check_display()
     if s.output is not None:
         codec_for(s.output)
+        check_writable(s.output, what="recording")
+    recording = None
     with contextlib.ExitStack() as stack:
         # Cheapest to most expensive, so a missing camera or virtual device is reported
         # before the engine loads.
         factory = factory or source_factory(device=s.device, size=s.size, fps=s.fps, loop=s.loop)
-        source = factory()
-        handed_over = False
-
-        def close_source_unless_handed_over() -> None:
-            if not handed_over:  # once running, the capture thread closes it
-                source.close()
-
-        stack.callback(close_source_unless_handed_over)
-        log("kdcam: " + describe_source(source.info, asked_size=s.size, asked_fps=s.fps, camera=isinstance(s.device, int)))
-        shape = output_shape(source.info, s.size)
-        height, width = shape[:2]
+        source, shape, handover = _open_source(stack, s, factory, log)
         sinks: list[Sink] = []
         if s.vcam:
-            sinks.append(_open_vcam(stack, s, width=width, height=height, sysfs_root=sysfs_root, log=log))
+            sinks.append(_open_vcam(stack, s, width=shape[1], height=shape[0], sysfs_root=sysfs_root, log=log))
         if engine is None:
             from engines import create_engine
 
-            engine = create_engine(s.engine, model=s.model)
-            stack.callback(engine.close)
+            engine = stack.enter_context(create_engine(s.engine, model=s.model))
         warm_up(engine, shape=shape, strength=s.strength)
-        if s.output is not None:
-            tmp = stack.enter_context(atomic_path(s.output))
-            recorder = stack.enter_context(Recorder(tmp, width=width, height=height, fps=s.fps))
-            sinks.append(recorder.write)
-            log(f"kdcam: recording to {s.output} ({codec_for(s.output)})")
         stop = threading.Event()
         controls = Controls(strength=s.strength)
         stats = LiveStats(engine=engine.describe())
         observers: list[Observer] = []
+        if s.output is not None:
+            recording = stack.enter_context(Recording(s.output, shape=shape, fps=s.fps))
+            observers.append(lambda slot, _fresh: recording.offer(slot.frame))
+            log(f"kdcam: recording to {s.output} ({describe_codec(s.output)})")
         frames = FrameLog() if frame_log is not None else None
         if frames is not None:
             observers.append(frames)
@@ -277,26 +263,15 @@ def run_live(
             preview = Preview(shape=shape, controls=controls, stats=stats, stop=stop)
             stack.callback(preview.close)
             observers.append(preview)
-        handed_over = True
-        with stop_on_signals(stop):
-            summary = run_loop(
-                source=source,
-                factory=factory,
-                engine=engine,
-                shape=shape,
-                fps=s.fps,
-                controls=controls,
-                stats=stats,
-                stop=stop,
-                sinks=sinks,
-                observers=observers,
-                keep_before=s.preview,
-                max_frames=s.max_frames,
-                duration=s.duration,
-                report_every=report_every,
-                log=log,
-            )
+        handover["done"] = True
+        with stop_on_signals(stop) as stopped:
+            summary = run_loop(source=source, factory=factory, engine=engine, shape=shape, fps=s.fps, controls=controls,
+                               stats=stats, stop=stop, sinks=sinks, observers=observers, keep_before=s.preview,
+                               max_frames=s.max_frames, duration=s.duration, report_every=report_every, log=log)
+        summary["signal"] = stopped.signum
         if frames is not None:
             frames.write(frame_log)
+    if recording is not None:  # finalized and renamed into place when the stack closed
+        summary.update(recording.summary())
     print(format_summary(summary), flush=True)
     return summary

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from vcam.capture import default_log, describe_source, open_video, output_shape
-from vcam.config import parse_fps, parse_size
+from vcam.config import parse_duration, parse_fps, parse_size
 from vcam.pipeline import run_loop, warm_up
 from vcam.preview import Controls
 from vcam.stats import LiveStats
@@ -33,6 +33,7 @@ def run_pipeline_bench(
 
     size = parse_size(f"{size[0]}x{size[1]}")
     fps = parse_fps(fps)
+    seconds = parse_duration(seconds, what="--seconds")
 
     def factory():
         return open_video(str(source), loop=True, fps=fps, pace_fps=fps)

@@ -1,28 +1,43 @@
-"""Record the sent stream to a video file.
+"""Record the sent stream to a video file, off the sender's thread.
 
-The writer works on a temporary name beside the target (``engines.atomic.atomic_path``)
-and is released before the rename, so the file only ever appears complete and playable.
+``Recording`` owns the file: it is written under a temporary name beside the target
+(``engines.atomic.atomic_path``, checked before the session starts) and renamed into
+place when the session ends, so the file only ever appears complete and playable; if
+that rename fails, the recording is kept under a printed name instead of being lost.
+
+Encoding runs on its own thread: the sender hands over each frame it sent (one per
+output tick, repeats included, so the file plays at the session's real pace) by copying
+it into one of a few preallocated slots. When the encoder has fallen so far behind that
+every slot is still waiting, that frame is dropped from the file and counted, rather than
+slowing the call.
+
 The container follows the file name; the codec is the best one OpenCV's bundled FFmpeg
 can write without extra libraries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from engines.atomic import atomic_path
 from engines.errors import KdcamError
 
 #: suffix -> (FourCC, what it is); OpenCV's bundled FFmpeg has no H.264 encoder
 CODECS = {
-    ".mp4": ("mp4v", "MPEG-4 Part 2, small"),
-    ".m4v": ("mp4v", "MPEG-4 Part 2, small"),
-    ".mov": ("mp4v", "MPEG-4 Part 2, small"),
-    ".avi": ("MJPG", "Motion JPEG, good quality"),
+    ".mp4": ("mp4v", "MPEG-4 Part 2, lossy, small"),
+    ".m4v": ("mp4v", "MPEG-4 Part 2, lossy, small"),
+    ".mov": ("mp4v", "MPEG-4 Part 2, lossy, small"),
+    ".avi": ("MJPG", "Motion JPEG, lossy, good quality"),
     ".mkv": ("HFYU", "HuffYUV, lossless and large"),
 }
+#: frames the encoder may lag behind the sender before frames are dropped from the file
+DEPTH = 12
 
 
 def codec_for(path: Path) -> str:
@@ -34,11 +49,25 @@ def codec_for(path: Path) -> str:
     return entry[0]
 
 
-class Recorder:
+def describe_codec(path: Path) -> str:
+    return CODECS[path.suffix.lower()][1]
+
+
+def check_video_size(width: int, height: int, *, what: str) -> None:
+    """OpenCV's video writer rounds odd sides down to even for every codec: refuse, never crop silently."""
+    if width % 2 or height % 2:
+        raise KdcamError(
+            f"{what} is {width}x{height}, and video files can only be written with even sides "
+            "(OpenCV's writer would cut off a row or column); make the size even first"
+        )
+
+
+class VideoWriter:
     """A ``cv2.VideoWriter`` for BGR frames of one size; use as a context manager."""
 
-    def __init__(self, path: Path, *, width: int, height: int, fps: float) -> None:
-        fourcc = codec_for(path)
+    def __init__(self, path: Path, *, width: int, height: int, fps: float, fourcc: str | None = None) -> None:
+        check_video_size(width, height, what=f"the video for {path.name}")
+        fourcc = fourcc or codec_for(path)
         self._writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
         if not self._writer.isOpened():
             raise KdcamError(f"cannot write video '{path}' ({fourcc}): check the folder is writable, or try a .avi or .mkv name")
@@ -52,8 +81,74 @@ class Recorder:
         """Flush and finalize the file (writes the container index, so it plays). Idempotent."""
         self._writer.release()
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class Recording:
+    """The session's recording: ``offer(frame)`` from the sender, encoding on its own thread.
+
+    Use as a context manager around the session; leaving it finishes the encoding and puts
+    the file in place (or keeps it under a printed name if that fails).
+    """
+
+    def __init__(self, path: Path, *, shape: tuple[int, int, int], fps: float, depth: int = DEPTH) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.dropped = 0  # frames the sender offered while every slot was still waiting (sender thread)
+        self._shape = shape
+        self._slots = [np.empty(shape, np.uint8) for _ in range(depth)]
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        for i in range(depth):
+            self._free.put(i)
+        self._stack: contextlib.ExitStack | None = None
+        self._writer: VideoWriter | None = None
+        self._thread = threading.Thread(target=self._encode, name="kdcam-record", daemon=True)
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> Recording:
+        codec_for(self.path)
+        height, width = self._shape[:2]
+        with contextlib.ExitStack() as stack:  # a writer that does not open removes the temporary file
+            tmp = stack.enter_context(atomic_path(self.path, what="recording", keep_on_failure=True))
+            self._writer = stack.enter_context(VideoWriter(tmp, width=width, height=height, fps=self.fps))
+            self._stack = stack.pop_all()
+        self._thread.start()
+        return self
+
+    def offer(self, frame: np.ndarray) -> None:
+        """Hand one sent frame to the encoder (a copy into a free slot), or count it dropped."""
+        try:
+            index = self._free.get_nowait()
+        except queue.Empty:
+            self.dropped += 1
+            return
+        np.copyto(self._slots[index], frame)
+        self._full.put(index)
+
+    def _encode(self) -> None:
+        try:
+            while (index := self._full.get()) is not None:
+                self._writer.write(self._slots[index])
+                self._free.put(index)
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread at the end
+            self.error = err
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames if self._writer is not None else 0
+
+    def __exit__(self, *exc_info) -> None:
+        self._full.put(None)  # after every frame already offered
+        self._thread.join()
+        self._stack.close()  # finalizes the file, then renames it into place
+        if self.error is not None:
+            raise KdcamError(f"recording to {self.path} failed: {self.error}")
+
+    def summary(self) -> dict:
+        return {"recorded": self.frames, "recorded_dropped": self.dropped, "recorded_seconds": self.frames / self.fps,
+                "recording": str(self.path)}

@@ -5,10 +5,12 @@ repeats the last one, so the virtual camera (and a recording) keeps its frame ra
 
 The tick grid keeps the exact long-run rate but slides its phase toward the moment
 processed frames arrive: without that, a frame would wait a random 0..1 frame period for
-its tick (about +17 ms on average at 30 fps). Once a second, when the source delivers
-about one fresh frame per tick, the grid moves so that nine in ten fresh frames arrive a
-small margin before their tick; each move is at most a quarter period, so the rate stays
-within a percent of the target even while it tracks a camera whose clock drifts.
+its tick (about +17 ms on average at 30 fps). Once a second the grid moves so that nine in
+ten fresh frames arrive a small margin before their tick, when the source delivers about
+one fresh frame per tick, or fewer at a steady phase (a 10 or 15 fps file on a 30 fps
+camera: every fresh frame waits about as long); each move is at most a quarter period, so
+the rate stays within a percent of the target even while it tracks a camera whose clock
+drifts. Sources whose frames land all over the period (24 fps into 30) leave it alone.
 """
 
 from __future__ import annotations
@@ -52,12 +54,15 @@ class PhaseLock:
         if self._ticks < self._ticks_per_window:
             return 0.0
         shift = 0.0
-        if self._fresh >= 0.9 * self._ticks:
-            fresh = self._offsets[: self._fresh]
-            k = int(self._quantile * (self._fresh - 1))
-            fresh.partition(k)  # in place: no allocation in the hot path
-            limit = self._period / 4
-            shift = min(max(fresh[k] - self._margin, -limit), limit)
+        n = self._fresh
+        if n >= 2:
+            fresh = self._offsets[:n]
+            lo, hi = int(self._quantile * (n - 1)), int((1.0 - self._quantile) * (n - 1))
+            fresh.partition((lo, hi))  # in place: no allocation in the hot path
+            steady = fresh[hi] - fresh[lo] <= self._period / 4
+            if n >= 0.9 * self._ticks or steady:
+                limit = self._period / 4
+                shift = min(max(fresh[lo] - self._margin, -limit), limit)
         self._fresh = self._ticks = 0
         return shift
 

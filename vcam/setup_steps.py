@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import KdcamError
-from vcam.config import DEFAULT_CAMERA_NAME
+from vcam.config import DEFAULT_CAMERA_NAME, parse_camera_name
 
 OS_NAMES = ("linux", "windows", "macos")
 #: a high number keeps the virtual camera clear of real cameras (video0, video1, ...)
@@ -32,6 +32,17 @@ _INSTALL = {
     "dnf": ["dnf", "install", "-y", "akmod-v4l2loopback", "v4l2loopback"],
     "pacman": ["pacman", "-S", "--needed", "--noconfirm", "v4l2loopback-dkms", "v4l2loopback-utils"],
 }
+
+
+#: /dev/videoN: V4L2 device numbers are minor numbers below 256
+MAX_VIDEO_NR = 255
+
+
+def check_options(*, camera_name: str, video_nr: int) -> str:
+    """The camera name, checked as v4l2loopback takes it; a bad name or number is a one-line error."""
+    if isinstance(video_nr, bool) or not 0 <= int(video_nr) <= MAX_VIDEO_NR:
+        raise KdcamError(f"bad --video-nr {video_nr}: give the N of /dev/videoN, 0 to {MAX_VIDEO_NR} (default {DEFAULT_VIDEO_NR})")
+    return parse_camera_name(camera_name)
 
 
 def current_os() -> str:
@@ -67,7 +78,6 @@ def linux_plan(*, camera_name: str = DEFAULT_CAMERA_NAME, video_nr: int = DEFAUL
 
 def _linux_text(*, camera_name: str, video_nr: int, which: Callable[[str], str | None]) -> str:
     plan = linux_plan(camera_name=camera_name, video_nr=video_nr, which=which)
-    options = module_options(camera_name=camera_name, video_nr=video_nr)
     install = shlex.join(plan.install) if plan.install else None
     lines = [
         f'Linux: a v4l2loopback device labelled "{camera_name}" at /dev/video{video_nr}',
@@ -90,7 +100,7 @@ def _linux_text(*, camera_name: str, video_nr: int, which: Callable[[str], str |
         "",
         "2. Load it now (unload first if it is already loaded with other options; close apps using it):",
         "     sudo modprobe -r v4l2loopback",
-        f"     sudo modprobe v4l2loopback {options}",
+        f"     sudo {shlex.join(plan.load)}",
         "",
         "3. Make it persistent across reboots:",
         f"     /{MODPROBE_CONF}:",
@@ -98,8 +108,8 @@ def _linux_text(*, camera_name: str, video_nr: int, which: Callable[[str], str |
         f"     /{MODULES_LOAD_CONF}:",
         f"       {plan.files[MODULES_LOAD_CONF].strip()}",
         "   e.g.",
-        f"     echo '{plan.files[MODPROBE_CONF].strip()}' | sudo tee /{MODPROBE_CONF}",
-        f"     echo '{plan.files[MODULES_LOAD_CONF].strip()}' | sudo tee /{MODULES_LOAD_CONF}",
+        f"     echo {shlex.quote(plan.files[MODPROBE_CONF].strip())} | sudo tee /{MODPROBE_CONF}",
+        f"     echo {shlex.quote(plan.files[MODULES_LOAD_CONF].strip())} | sudo tee /{MODULES_LOAD_CONF}",
         "",
         f"4. Check: `kdcam devices` lists /dev/video{video_nr}: {camera_name}. exclusive_caps=1 makes Chrome,",
         "   Zoom and Teams see it as a camera while `kdcam start` is sending.",
@@ -148,6 +158,7 @@ def _macos_text(*, camera_name: str) -> str:
 
 
 def setup_text(*, os_name: str, camera_name: str = DEFAULT_CAMERA_NAME, video_nr: int = DEFAULT_VIDEO_NR, which: Callable[[str], str | None] = shutil.which) -> str:
+    camera_name = check_options(camera_name=camera_name, video_nr=video_nr)
     if os_name == "linux":
         return _linux_text(camera_name=camera_name, video_nr=video_nr, which=which)
     if os_name == "windows":
@@ -173,6 +184,7 @@ def apply_linux_setup(
     log: Callable[[str], None] = print,
 ) -> None:
     """Run the Linux steps: install, write the two config files, (re)load the module."""
+    camera_name = check_options(camera_name=camera_name, video_nr=video_nr)
     if not is_root():
         raise KdcamError("kdcam setup --apply must run as root: sudo kdcam setup --apply (or run the printed steps yourself)")
     run = run or _run_checked

@@ -12,16 +12,24 @@ from vcam.cli_options import Engine, Model, Strength
 
 def sharpen(
     inputs: Annotated[list[Path], typer.Argument(help="Images and/or videos to sharpen.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results (same file names).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results (the inputs' names; images as .png).")],
     strength: Strength = None,
     engine: Engine = None,
     model: Model = None,
+    partial: Annotated[bool, typer.Option("--partial", help="Keep the frames of a damaged video that do decode (still an error).")] = False,
 ) -> None:
-    """Sharpen image files (PNG in, PNG out) and video files (same frames, size and fps)."""
+    """Sharpen images and videos into a folder.
+
+    Images are written as lossless PNG under the input's name with .png, at the input's bit
+    depth (16-bit stays 16-bit), channels and size. Videos keep their frames, size and fps,
+    and their container where OpenCV can write it: .avi (Motion JPEG, lossy), .mp4/.mov/.m4v
+    (MPEG-4 Part 2, lossy), .mkv (HuffYUV, lossless); others become .mp4. Exits 1 if any
+    input failed (each failure is one line; the others are still sharpened).
+    """
     from vcam.config import parse_strength
     from vcam.sharpen import sharpen_files
 
     failures = sharpen_files(inputs=inputs, output_dir=output, strength=parse_strength(1.0 if strength is None else strength),
-                             engine=engine or "auto", model=model)
+                             engine=engine or "auto", model=model, partial=partial)
     if failures:
         raise typer.Exit(code=1)

@@ -49,7 +49,13 @@ class _Snapshot:
 
 
 class LiveStats:
-    """Counters of the live loop plus the report line and the exit summary."""
+    """Counters of the live loop plus the report line and the exit summary.
+
+    Added latency, here and in ``kdcam bench --pipeline`` alike: from the moment a frame was
+    captured to the moment the first send of its sharpened frame returns (the virtual
+    camera's send; with no virtual camera, the moment it would be sent). A repeated frame is
+    not new latency and is not counted.
+    """
 
     def __init__(self, *, engine: str = "", clock=time.perf_counter) -> None:
         self.engine = engine
@@ -128,10 +134,18 @@ class LiveStats:
 
 def format_summary(summary: dict) -> str:
     s = summary
-    return (
+    text = (
         f"kdcam: {s['seconds']:.1f} s: captured {s['captured']} ({s['capture_fps']:.1f} fps), "
         f"processed {s['processed']} ({s['processed_fps']:.1f} fps), "
         f"sent {s['sent']} ({s['sent_fps']:.1f} fps, {s['repeated']} repeats), "
         f"added latency p50 {s['latency_p50_ms']:.1f} ms p95 {s['latency_p95_ms']:.1f} ms, "
         f"CPU {s['cpu_cores']:.2f} cores, reconnects {s['reconnects']}, engine {s['engine']}"
     )
+    if "recorded" in s:
+        text += (f"; recorded {s['recorded']} frames ({s['recorded_seconds']:.1f} s) to {s['recording']}"
+                 + (f", {s['recorded_dropped']} dropped (the encoder fell behind)" if s["recorded_dropped"] else ""))
+    if s.get("signal"):
+        import signal
+
+        text += f"; stopped by {signal.Signals(s['signal']).name}"
+    return text
