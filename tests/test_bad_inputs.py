@@ -238,3 +238,26 @@ def test_a_stopped_sharpen_leaves_no_partial_file(files, tmp_path, signum):
     assert proc.returncode == 128 + signum, err[-2000:]
     assert re.search(rf"stopped by {signal.Signals(signum).name}", err), err[-2000:]
     assert list(out.iterdir()) == [], "nothing half-written is left"
+
+
+def test_a_failed_final_rename_keeps_the_recording_under_a_printed_name(tmp_path):
+    """Something took the recording's name while the session ran: the file is kept, and said where."""
+    from engines.atomic import atomic_path
+    from engines.errors import KdcamError
+
+    target = tmp_path / "rec.mp4"
+    with pytest.raises(KdcamError, match=r"cannot put the recording at .*rec\.mp4 \(.*\); it is kept as (\S+)") as err:
+        with atomic_path(target, what="recording", keep_on_failure=True) as tmp:
+            tmp.write_bytes(b"a whole session")
+            target.mkdir()  # the destination turned into a folder meanwhile
+    kept = Path(re.search(r"it is kept as (\S+)", str(err.value)).group(1))
+    assert kept.read_bytes() == b"a whole session" and not list(tmp_path.glob(".*partial*"))
+
+
+def test_setup_quotes_the_camera_name_for_the_shell(capsys, monkeypatch):
+    import shlex
+
+    code, out, _ = run_kdcam(["setup", "--os", "linux", "--camera-name", "Bob's $HOME cam"], capsys, monkeypatch)
+    assert code == 0
+    line = next(line for line in out.splitlines() if "sudo modprobe v4l2loopback" in line and "-r" not in line)
+    assert "card_label=Bob's $HOME cam" in shlex.split(line.strip())
