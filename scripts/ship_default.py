@@ -5,7 +5,7 @@
         [--teacher-run runs/teacher --ablation runs/gt --report docs/distill]
 
 Exports the run's best student (collapsed safetensors, JSON, ONNX) into
-``engines/model/default/`` and evaluates the exported file with ``kdcam distill
+``engines/model/zoo/default/`` and evaluates the exported file with ``kdcam distill
 evaluate`` (on the fastest engine, as it ships) on the evaluation photos: the
 ``gaussian-1.4`` check of the sharpening core plus the report presets. With
 ``--teacher-run`` and ``--ablation`` (the same student trained with alpha = 0) the teacher
@@ -146,7 +146,7 @@ def report_markdown(metrics: dict, n_images: int, report_dir: Path, teacher: dic
         "```bash",
         "kdcam distill evaluate --data ../shared/data/eval --out eval-results \\",
         f"  --teacher teacher={rel}/teacher.safetensors \\",
-        "  --student student=engines/model/default/student.safetensors \\",
+        "  --student student=engines/model/zoo/default/student.safetensors \\",
         f"  --student student_alpha0={rel}/student-alpha0.safetensors",
         "```",
         "",

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from engines.atomic import atomic_path, atomic_write_text, file_sha256
 from engines.errors import KdcamError
 from engines.file_header import read_json_header
+from engines.model.zoo import DEFAULT_NAME, ORDER, model_file, zoo_path
 from engines.model.students import ResidualStudent, build_from_config, config_from_dict, config_to_dict
 
 FORMAT = "kdcam-student"
@@ -26,16 +27,19 @@ FORMAT_VERSION = 1
 _META_KEY = "kdcam"
 
 #: the shipped default student, inside the package
-DEFAULT_MODEL = Path(__file__).resolve().parent / "default" / "student.safetensors"
+DEFAULT_MODEL = model_file(DEFAULT_NAME)
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
-    """The checkpoint file for ``--model``: None means the shipped default; a folder means
-    the single ``*.safetensors`` inside it."""
+    """The checkpoint file for ``--model``: None means the shipped default, the name of an
+    installed model (``engines.model.zoo``) that model; a folder means the single
+    ``*.safetensors`` inside it."""
     if model is None:
         if not DEFAULT_MODEL.is_file():
             raise KdcamError(f"the shipped default model is missing ({DEFAULT_MODEL}); reinstall kdcam or pass --model")
         return DEFAULT_MODEL
+    if str(model) in ORDER and not Path(model).expanduser().exists():  # a name, not a file of that name
+        return zoo_path(str(model))
     path = Path(model).expanduser()
     if path.is_dir():
         found = sorted(path.glob("*.safetensors"))
