@@ -36,7 +36,7 @@ from engines.model.onnx_cache import onnx_for
 from engines.tensorrt_engine import EngineLoadError, TensorRTEngine
 from engines.tensorrt_progress import PhaseBars, make_progress_monitor
 
-DEFAULT_WORKSPACE_MB = 2048
+DEFAULT_WORKSPACE_MB = trtc.DEFAULT_WORKSPACE_MB
 DEFAULT_SIZE = "1280x720"
 
 

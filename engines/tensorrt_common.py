@@ -17,6 +17,8 @@ INSTALL_HINT = "pip install 'kdcam[tensorrt]'"
 INPUT_NAME = "frame"
 STRENGTH_NAME = "strength"
 OUTPUT_NAME = "sharpened"
+#: the builder's workspace limit, MiB (``kdcam build-engine --workspace-mb``)
+DEFAULT_WORKSPACE_MB = 2048
 
 
 # --- imports and checks -------------------------------------------------------------------

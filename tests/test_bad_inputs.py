@@ -195,7 +195,7 @@ def test_a_slow_encoder_drops_recorded_frames_but_never_slows_the_call(tmp_path,
 
     from vcam import recorder
     from vcam.config import LiveSettings
-    from vcam.pipeline import run_live
+    from vcam.live import run_live
 
     def run(delay: float) -> dict:
         write = recorder.VideoWriter.write

@@ -76,7 +76,11 @@ def test_different_seeds_differ(synthetic: np.ndarray, preset: str) -> None:
     assert len(outputs) > 1
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
+def test_clean_is_the_photo_untouched(photo: np.ndarray) -> None:
+    assert np.array_equal(degrade(photo, "clean", seed=3), photo)
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p != "clean"])
 def test_preset_keeps_shape_dtype_range_and_degrades(photo: np.ndarray, preset: str) -> None:
     for seed in (0, 1):
         out = _degrade_or_skip(photo, preset, seed)

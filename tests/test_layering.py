@@ -173,3 +173,13 @@ def test_readme_layout_table_names_every_module():
         assert missing == [], f"README layout row {pkg}/ does not name {missing}"
         unknown = sorted(n for n in named if n not in files and n.split("/")[-1] not in bare)
         assert unknown == [], f"README layout row {pkg}/ names files that do not exist: {unknown}"
+
+
+def test_the_command_line_loads_without_torch():
+    """`kdcam --help`, `kdcam ctl ...` and every error that needs no model stay fast: no torch at import."""
+    import subprocess
+    import sys
+
+    code = "import sys, vcam.cli; print(sorted(m for m in ('torch', 'onnxruntime', 'openvino') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"

@@ -117,7 +117,7 @@ def test_config_that_is_not_toml(tmp_path, capsys, monkeypatch):
 def test_flags_override_the_config_file_only_where_given(tmp_path, monkeypatch):
     path = _config(tmp_path, 'device = "clip.mp4"\nsize = "640x480"\nfps = 15\nstrength = 0.5\nloop = true\n')
     from_file = resolve_settings(overrides={}, config_path=path)
-    assert from_file == LiveSettings(device="clip.mp4", size=(640, 480), fps=15.0, strength=0.5, loop=True)
+    assert from_file == LiveSettings(device="clip.mp4", size=(640, 480), fps=15.0, strength=0.5, loop=True, config_file=path)
     flagged = resolve_settings(overrides={"fps": "25", "device": "1"}, config_path=path)
     assert (flagged.fps, flagged.device, flagged.size, flagged.loop) == (25.0, 1, (640, 480), True)
 

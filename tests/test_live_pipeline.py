@@ -21,7 +21,7 @@ from test_live_helpers import InvertEngine, NumberedSource, frame_number
 
 from engines.errors import KdcamError
 from vcam.pipeline import run_loop
-from vcam.preview import Controls
+from vcam.controls import Controls
 from vcam.sender import PhaseLock
 from vcam.stats import LiveStats
 
@@ -146,7 +146,7 @@ def test_phase_lock_moves_the_grid_toward_the_arrivals_within_bounds():
     shifts = [lock.tick(0.020 if i % 3 == 0 else None) for i in range(10)]
     assert shifts[-1] == pytest.approx(0.018)
     # A slower source whose frames land all over the period does not move it.
-    shifts = [lock.tick((0.010, 0.050, 0.090)[i // 3] if i % 3 == 0 else None) for i in range(10)]
+    shifts = [lock.tick((0.010, 0.050, 0.090, 0.030)[i // 3] if i % 3 == 0 else None) for i in range(10)]
     assert shifts[-1] == 0.0
 
 

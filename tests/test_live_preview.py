@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from vcam.capture import FrameSlot
-from vcam.preview import Controls, Preview
+from vcam.controls import Controls
+from vcam.preview import Preview
 from vcam.stats import LiveStats
 
 SHAPE = (120, 160, 3)
@@ -64,7 +65,7 @@ def test_split_view_shows_before_left_and_after_right(gui, tmp_path):
     assert shown[ROW, 0, 0] == 50
 
 
-def test_keys_toggle_effect_step_strength_mirror_and_quit(gui, tmp_path):
+def test_keys_toggle_effect_step_strength_split_mirror_and_quit(gui, tmp_path):
     controls = Controls(strength=1.0)
     stop = threading.Event()
     preview = _preview(tmp_path, controls, stop)
@@ -82,7 +83,10 @@ def test_keys_toggle_effect_step_strength_mirror_and_quit(gui, tmp_path):
         gui.keys.append(ord("+"))
         preview(slot, False)
     assert controls.strength == 2.0, "strength stays within 0..2"
-    gui.keys.append(ord("m"))
+    gui.keys.append(ord("s"))  # the split view published to the call, as the terminal's s key does
+    preview(slot, False)
+    assert controls.split == "on"
+    gui.keys.append(ord("f"))
     preview(slot, False)
     preview(slot, True)
     mirrored = gui.shown[-1]
@@ -96,7 +100,7 @@ def test_keys_toggle_effect_step_strength_mirror_and_quit(gui, tmp_path):
 def test_snapshot_saves_the_sent_frame(gui, tmp_path, capsys):
     preview = _preview(tmp_path)
     preview(_slot(), True)
-    gui.keys.append(ord("s"))
+    gui.keys.append(ord("p"))
     preview(_slot(), False)
     (saved,) = tmp_path.glob("kdcam-snapshot-*.png")
     assert np.all(cv2.imread(str(saved)) == 200)

@@ -60,7 +60,7 @@ def test_devices_command_with_an_empty_sysfs(tmp_path, capsys, monkeypatch):
 
 def test_linux_steps_name_every_piece():
     text = setup_text(os_name="linux", which=lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
-    assert 'modprobe v4l2loopback devices=1 video_nr=10 card_label="KD Sharpen Cam" exclusive_caps=1' in text
+    assert "modprobe v4l2loopback devices=1 video_nr=10 'card_label=KD Sharpen Cam' exclusive_caps=1" in text
     assert "/etc/modprobe.d/kdcam.conf" in text and "/etc/modules-load.d/kdcam.conf" in text
     assert 'options v4l2loopback devices=1 video_nr=10 card_label="KD Sharpen Cam" exclusive_caps=1' in text
     assert "apt-get install -y v4l2loopback-dkms v4l2loopback-utils" in text

@@ -16,7 +16,7 @@ from test_live_helpers import InvertEngine, NumberedSource, frame_number
 from engines.errors import KdcamError
 from vcam.config import LiveSettings
 from vcam.devices import list_loopback_devices
-from vcam.pipeline import run_live
+from vcam.live import run_live
 from vcam.vcam_out import open_virtual_camera
 
 BGR_FOURCC = int.from_bytes(PixelFormat.BGR.value.encode("ascii"), "little")

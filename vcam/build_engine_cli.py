@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engines import tensorrt_build
+from engines.tensorrt_common import DEFAULT_WORKSPACE_MB
 
 
 def build_engine(
@@ -28,11 +28,13 @@ def build_engine(
     output: Annotated[
         Optional[Path], typer.Option("--output", help="engine file to write; default: the per-user cache, keyed by GPU, TensorRT version, model, sizes and precision")
     ] = None,
-    workspace_mb: Annotated[int, typer.Option("--workspace-mb", help="TensorRT builder workspace limit in MiB")] = tensorrt_build.DEFAULT_WORKSPACE_MB,
+    workspace_mb: Annotated[int, typer.Option("--workspace-mb", help="TensorRT builder workspace limit in MiB")] = DEFAULT_WORKSPACE_MB,
     force: Annotated[bool, typer.Option("--force", help="rebuild even if an up-to-date engine exists")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="show TensorRT's info messages")] = False,
 ) -> None:
     """Build a TensorRT engine (with a metadata .json beside it) and print its path."""
+    from engines import tensorrt_build
+
     path = tensorrt_build.build_engine(
         model=model,
         size=size,

@@ -26,9 +26,9 @@ from vcam.stats import LiveStats
 
 
 class FrameSlot:
-    """One preallocated frame plus where it came from."""
+    """One preallocated frame plus where it came from (and, once processed, how)."""
 
-    __slots__ = ("frame", "before", "seq", "pos", "t_capture", "t_ready")
+    __slots__ = ("frame", "before", "seq", "pos", "t_capture", "t_ready", "effect", "strength", "split", "model")
 
     def __init__(self, shape: tuple[int, int, int], *, with_before: bool) -> None:
         self.frame = np.zeros(shape, np.uint8)
@@ -38,6 +38,8 @@ class FrameSlot:
         self.pos = 0  # frame index within the source (a file's frame number)
         self.t_capture = 0.0  # clock time the frame was read
         self.t_ready = 0.0  # clock time the slot was published
+        # the controls the frame was processed with (vcam.controls.Controls)
+        self.effect, self.strength, self.split, self.model = True, 1.0, "off", ""
 
 
 class LatestFrame:

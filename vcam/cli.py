@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from engines.errors import run_cli
-from vcam import bench_cli, build_engine_cli, live_cli, sharpen_cli
+from vcam import bench_cli, build_engine_cli, ctl_cli, live_cli, sharpen_cli
 
 app = typer.Typer(
     name="kdcam",
@@ -27,6 +27,7 @@ app.command("devices")(live_cli.devices)
 app.command("sharpen")(sharpen_cli.sharpen)
 app.command("bench")(bench_cli.bench)
 app.command("build-engine")(build_engine_cli.build_engine)
+app.add_typer(ctl_cli.app, name="ctl")
 
 
 @app.command(

@@ -7,6 +7,7 @@ never sees a bad one; a bad key or value is named in a one-line ``KdcamError``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -51,6 +52,8 @@ class LiveSettings:
     preview: bool = False
     max_frames: int | None = None
     duration: float | None = None
+    #: where `kdcam ctl save` writes the settings changed live (the config file read, or the default one)
+    config_file: Path | None = None
 
 
 #: keys a config file may set (the per-run ones, like output or max_frames, are flags only)
@@ -210,13 +213,11 @@ def resolve_settings(*, overrides: dict[str, Any], config_path: Path | None = No
     must exist.
     """
     values: dict[str, Any] = {}
-    if config_path is not None:
-        values.update(_checked(read_config_file(config_path), source=str(config_path)))
-    elif default_config_path().is_file():
-        path = default_config_path()
+    path = config_path if config_path is not None else default_config_path()
+    if config_path is not None or path.is_file():
         values.update(_checked(read_config_file(path), source=str(path)))
     values.update(_checked(overrides, source=None))
-    return LiveSettings(**values)
+    return LiveSettings(**values, config_file=path)
 
 
 def _checked(raw: dict[str, Any], *, source: str | None) -> dict[str, Any]:
@@ -228,3 +229,27 @@ def _checked(raw: dict[str, Any], *, source: str | None) -> dict[str, Any]:
         what = f"--{key.replace('_', '-')}" if source is None else f"'{key}' in {source}"
         checked[key] = _PARSERS[key](value, what=what)
     return checked
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # JSON's escapes are TOML basic-string escapes
+
+
+def save_settings(path: Path, updates: dict[str, Any]) -> str:
+    """Write ``updates`` (config keys) into the config file at ``path``, atomically, keeping its
+    other keys (comments are not kept). Returns what was done, in one line."""
+    from engines.atomic import atomic_write_text
+
+    unknown = sorted(set(updates) - set(CONFIG_KEYS))
+    if unknown:
+        raise TypeError(f"not config keys: {unknown}")  # a programming error
+    table = read_config_file(path) if path.exists() else {}
+    _checked({**table, **updates}, source=str(path))  # never write a file that would not load
+    table.update(updates)
+    text = "# kdcam config (written by `kdcam ctl save`)\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in table.items())
+    atomic_write_text(path, text)
+    return f"saved {', '.join(f'{k} = {_toml_value(v)}' for k, v in updates.items())} to {path}"

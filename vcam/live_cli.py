@@ -36,7 +36,7 @@ def start(
     frame_log: Annotated[Optional[Path], typer.Option(hidden=True, help="CSV of the capture frame behind each sent frame.")] = None,
 ) -> None:
     """Sharpen a webcam (or video) live and publish it as a virtual camera."""
-    from vcam.pipeline import run_live
+    from vcam.live import run_live
 
     given = {
         "device": device,

@@ -1,4 +1,4 @@
-"""The live loop: capture -> sharpen -> send (virtual camera, recording), and its shutdown.
+"""The live loop's stages: capture -> sharpen -> send, and their shutdown.
 
 Three threads, each with one job, joined by one-slot mailboxes (``LatestFrame``):
 
@@ -9,14 +9,12 @@ Three threads, each with one job, joined by one-slot mailboxes (``LatestFrame``)
 - sending (``PacedSender``, on the calling thread): one frame per tick at the target fps,
   repeating the last frame when processing falls behind.
 
-Ctrl-C, SIGTERM and SIGHUP only set the stop event: every stage then ends normally, the
-camera and the virtual device are released, and a recording is finalized and renamed into
-place (``engines.signals``; the command then exits with 128 + the signal number).
+Setting the stop event ends every stage normally; ``vcam.live`` (``kdcam start``) opens what
+the stages run on and sets it on Ctrl-C, SIGTERM, SIGHUP or the ``q`` key.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
@@ -25,36 +23,27 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.atomic import check_writable
-from engines.signals import stop_on_signals
-from vcam.capture import (
-    CaptureThread,
-    FrameSlot,
-    FrameSource,
-    LatestFrame,
-    SourceFactory,
-    StageThread,
-    default_log,
-    describe_source,
-    output_shape,
-    source_factory,
-)
-from vcam.config import LiveSettings
-from vcam.preview import Controls, Preview, check_display
-from vcam.recorder import Recording, codec_for, describe_codec
+from vcam.capture import CaptureThread, FrameSlot, FrameSource, LatestFrame, SourceFactory, StageThread, default_log
+from vcam.controls import Controls
 from vcam.sender import Observer, PacedSender, Sink
-from vcam.stats import LiveStats, format_summary
+from vcam.split_view import draw_split
+from vcam.stats import LiveStats
 
 JOIN_TIMEOUT_S = 5.0
 
 
 class ProcessThread(StageThread):
-    """Sharpens the newest captured frame, drops the ones it had no time for."""
+    """Sharpens the newest captured frame, drops the ones it had no time for.
+
+    Reads the controls once per frame (effect, strength, split view) and asks
+    ``current_engine()`` for the engine each time round, so a switched model takes over
+    between two frames (``vcam.engine_switch``).
+    """
 
     def __init__(
         self,
         *,
-        engine,
+        current_engine: Callable[[], object],
         inbox: LatestFrame,
         outbox: LatestFrame,
         controls: Controls,
@@ -63,7 +52,7 @@ class ProcessThread(StageThread):
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__(name="kdcam-process", stop=stop, output=outbox)
-        self._engine = engine
+        self._current_engine = current_engine
         self._inbox = inbox
         self._outbox = outbox
         self._controls = controls
@@ -72,22 +61,26 @@ class ProcessThread(StageThread):
 
     def _work(self) -> None:
         inbox, outbox, controls, stats, clock = self._inbox, self._outbox, self._controls, self._stats, self._clock
-        sharpen = self._engine.sharpen
         keep_before = outbox.writable().before is not None  # only a preview needs the input
         while not self._halt.is_set():
+            engine = self._current_engine()
             src = inbox.take(timeout=0.1)
             if src is None:
                 if inbox.closed:
                     return
                 continue
             dst = outbox.writable()
-            if controls.effect:
-                sharpen(src.frame, strength=controls.strength, out=dst.frame)
+            effect, strength, split = controls.effect, controls.strength, controls.split
+            if effect:
+                engine.sharpen(src.frame, strength=strength, out=dst.frame)
             else:
                 np.copyto(dst.frame, src.frame)
+            if split != "off":
+                draw_split(dst.frame, src.frame, labels=split == "labels")
             if keep_before:
                 np.copyto(dst.before, src.frame)
             dst.seq, dst.pos, dst.t_capture = src.seq, src.pos, src.t_capture
+            dst.effect, dst.strength, dst.split, dst.model = effect, strength, split, controls.model
             dst.t_ready = clock()
             outbox.publish()
             stats.processed += 1
@@ -96,9 +89,10 @@ class ProcessThread(StageThread):
 class StatsReporter(threading.Thread):
     """Prints the live stats line every ``every`` seconds until ``done``."""
 
-    def __init__(self, *, stats: LiveStats, every: float, done: threading.Event, stream=None) -> None:
+    def __init__(self, *, stats: LiveStats, controls: Controls, every: float, done: threading.Event, stream=None) -> None:
         super().__init__(name="kdcam-stats", daemon=True)
         self._stats = stats
+        self._controls = controls
         self._every = every
         self._done = done
         self._stream = stream or sys.stderr
@@ -108,7 +102,7 @@ class StatsReporter(threading.Thread):
     def run(self) -> None:
         stream = self._stream
         while not self._done.wait(self._every):
-            line = self._stats.line()
+            line = f"{self._stats.line()} | {self._controls.line()}"
             stream.write(f"\r{line}\x1b[K" if self._tty else f"{line}\n")
             stream.flush()
         if self._tty:
@@ -116,26 +110,20 @@ class StatsReporter(threading.Thread):
 
 
 class FrameLog:
-    """Which captured frame each sent frame came from (for checks and debugging)."""
+    """Which captured frame each sent frame came from, and the controls it was made with
+    (for checks and debugging)."""
+
+    COLUMNS = ("sent", "seq", "pos", "fresh", "effect", "strength", "split", "model")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, int, bool]] = []
+        self.rows: list[tuple] = []
 
     def __call__(self, slot: FrameSlot, fresh: bool) -> None:
-        self.rows.append((slot.seq, slot.pos, fresh))
+        self.rows.append((slot.seq, slot.pos, int(fresh), int(slot.effect), slot.strength, slot.split, slot.model))
 
     def write(self, path: Path) -> None:
-        lines = ["sent,seq,pos,fresh"] + [f"{i},{seq},{pos},{int(fresh)}" for i, (seq, pos, fresh) in enumerate(self.rows)]
+        lines = [",".join(self.COLUMNS)] + [",".join(map(str, (i, *row))) for i, row in enumerate(self.rows)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def warm_up(engine, *, shape: tuple[int, int, int], strength: float) -> None:
-    """First runs are several times slower (compilation, allocation): pay that before the
-    first real frame so it does not show up as latency."""
-    frame = np.zeros(shape, np.uint8)
-    out = np.empty(shape, np.uint8)
-    for _ in range(2):
-        engine.sharpen(frame, strength=strength, out=out)
 
 
 def run_loop(
@@ -146,6 +134,7 @@ def run_loop(
     shape: tuple[int, int, int],
     fps: float,
     controls: Controls,
+    current_engine: Callable[[], object] | None = None,
     stats: LiveStats,
     stop: threading.Event,
     sinks: Sequence[Sink] = (),
@@ -160,15 +149,16 @@ def run_loop(
 
     ``factory`` reopens the source after a failure. ``shape`` is the published frame
     shape (``capture.output_shape``). An error in any stage stops the others and is
-    re-raised here.
+    re-raised here. ``current_engine`` (a switchable engine's ``current``) replaces ``engine``.
     """
     inbox = LatestFrame(shape=shape)
     outbox = LatestFrame(shape=shape, with_before=keep_before)
     capture = CaptureThread(source=source, factory=factory, mailbox=inbox, stats=stats, stop=stop, log=log)
-    process = ProcessThread(engine=engine, inbox=inbox, outbox=outbox, controls=controls, stats=stats, stop=stop)
+    process = ProcessThread(current_engine=current_engine or (lambda: engine), inbox=inbox, outbox=outbox,
+                            controls=controls, stats=stats, stop=stop)
     sender = PacedSender(fps=fps, sinks=sinks, observers=observers, stats=stats)
     reporting_done = threading.Event()
-    reporter = StatsReporter(stats=stats, every=report_every, done=reporting_done) if report_every else None
+    reporter = StatsReporter(stats=stats, controls=controls, every=report_every, done=reporting_done) if report_every else None
     stats.restart_clock()
     capture.start()
     process.start()
@@ -190,88 +180,3 @@ def run_loop(
     if capture.is_alive():
         log("kdcam: the capture thread did not stop in time (a read is stuck); the camera is released at exit")
     return stats.summary()
-
-
-def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, *, width: int, height: int, sysfs_root: Path,
-               log: Callable[[str], None]) -> Sink:
-    """Open the virtual camera for the run (closed with ``stack``); returns its send function."""
-    from vcam.vcam_out import open_virtual_camera
-
-    cam = stack.enter_context(open_virtual_camera(width=width, height=height, fps=s.fps, camera_name=s.camera_name,
-                                                  backend=s.vcam_backend, sysfs_root=sysfs_root, log=log))
-    log(f"kdcam: virtual camera {cam.device} ({cam.backend}): {width}x{height} @ {s.fps:g} fps BGR")
-    return cam.send
-
-
-def _open_source(stack: contextlib.ExitStack, s: LiveSettings, factory: SourceFactory, log) -> tuple:
-    """The opened source (closed with ``stack`` until the capture thread takes it over) and the published shape."""
-    source = factory()
-    handover = {"done": False}
-    stack.callback(lambda: None if handover["done"] else source.close())
-    log("kdcam: " + describe_source(source.info, asked_size=s.size, asked_fps=s.fps, camera=isinstance(s.device, int)))
-    return source, output_shape(source.info, s.size), handover
-
-
-def run_live(
-    *,
-    settings: LiveSettings,
-    frame_log: Path | None = None,
-    log: Callable[[str], None] = default_log,
-    engine=None,
-    factory: SourceFactory | None = None,
-    sysfs_root: Path = Path("/sys"),
-    report_every: float | None = 1.0,
-) -> dict:
-    """``kdcam start``: the whole live virtual camera for ``settings``; returns the summary,
-    with ``signal`` set to the number of the stop signal that ended it (None otherwise).
-
-    ``engine`` and ``factory`` replace the configured engine and source (tests, benchmarks).
-    """
-    s = settings
-    # Checks that need no hardware come first, so a typo fails before the camera is taken.
-    if s.preview:
-        check_display()
-    if s.output is not None:
-        codec_for(s.output)
-        check_writable(s.output, what="recording")
-    recording = None
-    with contextlib.ExitStack() as stack:
-        # Cheapest to most expensive, so a missing camera or virtual device is reported
-        # before the engine loads.
-        factory = factory or source_factory(device=s.device, size=s.size, fps=s.fps, loop=s.loop)
-        source, shape, handover = _open_source(stack, s, factory, log)
-        sinks: list[Sink] = []
-        if s.vcam:
-            sinks.append(_open_vcam(stack, s, width=shape[1], height=shape[0], sysfs_root=sysfs_root, log=log))
-        if engine is None:
-            from engines import create_engine
-
-            engine = stack.enter_context(create_engine(s.engine, model=s.model))
-        warm_up(engine, shape=shape, strength=s.strength)
-        stop = threading.Event()
-        controls = Controls(strength=s.strength)
-        stats = LiveStats(engine=engine.describe())
-        observers: list[Observer] = []
-        if s.output is not None:
-            recording = stack.enter_context(Recording(s.output, shape=shape, fps=s.fps))
-            observers.append(lambda slot, _fresh: recording.offer(slot.frame))
-            log(f"kdcam: recording to {s.output} ({describe_codec(s.output)})")
-        frames = FrameLog() if frame_log is not None else None
-        if frames is not None:
-            observers.append(frames)
-        if s.preview:
-            preview = Preview(shape=shape, controls=controls, stats=stats, stop=stop)
-            stack.callback(preview.close)
-            observers.append(preview)
-        handover["done"] = True
-        with stop_on_signals(stop) as stopped:
-            summary = run_loop(source=source, factory=factory, engine=engine, shape=shape, fps=s.fps, controls=controls,
-                               stats=stats, stop=stop, sinks=sinks, observers=observers, keep_before=s.preview,
-                               max_frames=s.max_frames, duration=s.duration, report_every=report_every, log=log)
-        summary["signal"] = stopped.signum
-        if frames is not None:
-            frames.write(frame_log)
-    if recording is not None:  # finalized and renamed into place when the stack closed
-        summary.update(recording.summary())
-    print(format_summary(summary), flush=True)
-    return summary

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from vcam.capture import default_log, describe_source, open_video, output_shape
 from vcam.config import parse_duration, parse_fps, parse_size
-from vcam.pipeline import run_loop, warm_up
-from vcam.preview import Controls
+from vcam.controls import Controls
+from vcam.engine_switch import warm_up
+from vcam.pipeline import run_loop
 from vcam.stats import LiveStats
 
 

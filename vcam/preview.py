@@ -1,7 +1,8 @@
 """The preview window: a split before/after view with the live stats, and key controls.
 
-Keys: space effect on/off, + / - strength, m mirror (the preview only), s save a
-snapshot of the sent frame, q or Esc quit. It runs on the sender's (main) thread:
+Keys: the terminal's (``vcam.keys``: space effect on/off, + / - strength, s split view
+published to the call, m next model, q quit), plus Esc to quit, f to mirror the preview
+only, and p to save a snapshot of the sent frame. It runs on the sender's (main) thread:
 HighGUI windows must be driven from the thread that created them.
 """
 
@@ -18,21 +19,12 @@ import cv2
 import numpy as np
 
 from engines.errors import KdcamError
-from engines.base import MAX_STRENGTH
 from vcam.capture import FrameSlot
+from vcam.controls import Controls
+from vcam.keys import key_actions, press
 from vcam.stats import LiveStats
 
 WINDOW = "KD Sharpen Cam - preview"
-STRENGTH_STEP = 0.1
-
-
-class Controls:
-    """Settings the preview changes while the loop runs; the processing thread reads
-    them once per frame (single writer, so no lock is needed)."""
-
-    def __init__(self, *, strength: float) -> None:
-        self.effect = True
-        self.strength = strength
 
 
 def gui_framework() -> str:
@@ -62,8 +54,10 @@ class Preview:
         stats: LiveStats,
         stop: threading.Event,
         snapshot_dir: Path = Path("."),
+        log=print,
     ) -> None:
         self._controls = controls
+        self._log = log
         self._stats = stats
         self._stop = stop
         self._snapshot_dir = snapshot_dir
@@ -74,28 +68,17 @@ class Preview:
         self._flipped_after = np.zeros(shape, np.uint8)
         self._last: FrameSlot | None = None
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-        # The key handlers, looked up once per key press.
-        self._keys = {
-            ord(" "): self._toggle_effect,
-            ord("+"): lambda: self._step(+STRENGTH_STEP),
-            ord("="): lambda: self._step(+STRENGTH_STEP),
-            ord("-"): lambda: self._step(-STRENGTH_STEP),
-            ord("_"): lambda: self._step(-STRENGTH_STEP),
-            ord("m"): self._toggle_mirror,
-            ord("s"): self._snapshot,
-            ord("q"): self._stop.set,
-            27: self._stop.set,  # Esc
-        }
+        # The key handlers (the terminal's, plus the preview's own), looked up once per key press.
+        self._keys = {**key_actions(controls, stop), "\x1b": stop.set, "f": self._toggle_mirror, "p": self._snapshot}
 
     def __call__(self, slot: FrameSlot, fresh: bool) -> None:
         if fresh:
             self._last = slot
             self._draw(slot)
             cv2.imshow(WINDOW, self._canvas)
-        key = cv2.waitKey(1) & 0xFF
-        handler = self._keys.get(key)
-        if handler is not None:
-            handler()
+        key = cv2.waitKey(1)
+        if key >= 0:
+            press(self._keys, chr(key & 0xFF), self._log)
         if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
             self._stop.set()  # the user closed the window
 
@@ -120,14 +103,8 @@ class Preview:
         cv2.putText(self._canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(self._canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
-    def _toggle_effect(self) -> None:
-        self._controls.effect = not self._controls.effect
-
     def _toggle_mirror(self) -> None:
         self._mirror = not self._mirror
-
-    def _step(self, delta: float) -> None:
-        self._controls.strength = round(min(max(self._controls.strength + delta, 0.0), MAX_STRENGTH), 2)
 
     def _snapshot(self) -> None:
         if self._last is None:

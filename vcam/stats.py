@@ -144,6 +144,8 @@ def format_summary(summary: dict) -> str:
     if "recorded" in s:
         text += (f"; recorded {s['recorded']} frames ({s['recorded_seconds']:.1f} s) to {s['recording']}"
                  + (f", {s['recorded_dropped']} dropped (the encoder fell behind)" if s["recorded_dropped"] else ""))
+    if s.get("changes"):
+        text += "; changes: " + "; ".join(s["changes"])
     if s.get("signal"):
         import signal
 

@@ -1,0 +1,158 @@
+"""``kdcam start``: open everything one live session needs, run the stages, shut down cleanly.
+
+Opened cheapest first, so a typo or a missing camera fails before the engine loads: the
+source, the virtual camera, the engine (switchable while running), the recording, then
+the live controls (``vcam.controls``): terminal keys, the preview window and the
+``kdcam ctl`` socket. Ctrl-C, SIGTERM, SIGHUP and the ``q`` key only set the stop event:
+every stage then ends normally, the camera and the virtual device are released, and a
+recording is finalized and renamed into place; the summary lists the changes made live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from engines.atomic import check_writable
+from engines.signals import stop_on_signals
+from vcam.capture import SourceFactory, default_log, describe_source, output_shape, source_factory
+from vcam.config import LiveSettings, save_settings
+from vcam.control import ControlServer, handle_request
+from vcam.controls import Controls
+from vcam.engine_switch import EngineSwitch, warm_up
+from vcam.keys import TerminalKeys, key_actions
+from vcam.pipeline import FrameLog, run_loop
+from vcam.preview import Preview, check_display
+from vcam.recorder import Recording, codec_for, describe_codec
+from vcam.sender import Observer, Sink
+from vcam.stats import LiveStats, format_summary
+
+
+def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, shape, sysfs_root: Path, log) -> Sink:
+    """Open the virtual camera for the run (closed with ``stack``); returns its send function."""
+    from vcam.vcam_out import open_virtual_camera
+
+    height, width = shape[:2]
+    cam = stack.enter_context(open_virtual_camera(width=width, height=height, fps=s.fps, camera_name=s.camera_name,
+                                                  backend=s.vcam_backend, sysfs_root=sysfs_root, log=log))
+    log(f"kdcam: virtual camera {cam.device} ({cam.backend}): {width}x{height} @ {s.fps:g} fps BGR")
+    return cam.send
+
+
+def _model_choices(model: str | Path | None) -> tuple[str, dict[str, str | Path]]:
+    """The running model's name, and name -> model for every model a live switch may pick:
+    the installed ones (by name only), plus the checkpoint the session started with."""
+    from engines.model.checkpoint import resolve_model_path
+    from engines.model.zoo import DEFAULT_NAME, ORDER, installed
+
+    choices: dict[str, str | Path] = {name: name for name in installed()}
+    if model is None:
+        return DEFAULT_NAME, choices
+    if str(model) in ORDER and not Path(model).exists():
+        return str(model), choices
+    path = resolve_model_path(model)
+    name = path.stem if path.stem not in choices else str(path)
+    return name, {name: path, **choices}
+
+
+def _save(controls: Controls, s: LiveSettings) -> str:
+    """``kdcam ctl save``: the settings changed live, into the config file."""
+    from engines.model.zoo import ORDER
+
+    updates: dict = {"strength": controls.strength, "engine": controls.engine}
+    if controls.model in ORDER:  # an installed model is saved by name; a file given with --model is not moved
+        updates["model"] = controls.model
+    return save_settings(s.config_file, updates)
+
+
+class _Session:
+    """What the stages run on, opened into ``stack``."""
+
+    def __init__(self, stack: contextlib.ExitStack, s: LiveSettings, *, engine, factory, sysfs_root, log) -> None:
+        self.source = factory()
+        self._handed_over = False
+        stack.callback(lambda: None if self._handed_over else self.source.close())
+        log("kdcam: " + describe_source(self.source.info, asked_size=s.size, asked_fps=s.fps, camera=isinstance(s.device, int)))
+        self.shape = output_shape(self.source.info, s.size)
+        self.sinks: list[Sink] = [_open_vcam(stack, s, self.shape, sysfs_root, log)] if s.vcam else []
+        name, choices = _model_choices(s.model)
+        self.switch: EngineSwitch | None = None
+        if engine is None:
+            from engines import create_engine
+
+            engine = create_engine(s.engine, model=choices.get(name, s.model))
+            stack.callback(lambda: (self.switch or engine).close())  # whichever engine runs at the end
+        warm_up(engine, shape=self.shape, strength=s.strength)
+        self.stats = LiveStats(engine=engine.describe())
+        self.switch = EngineSwitch(engine, engine_name=s.engine, model=choices.get(name, s.model), shape=self.shape,
+                                   strength=lambda: self.controls.strength, on_swap=self._swapped)
+        self.controls = Controls(strength=s.strength, model=name, models=list(choices), engine=s.engine,
+                                 switch=lambda m, e: self.switch.switch(None if m is None else choices[m], e))
+        self.observers: list[Observer] = []
+        self.recording = None
+        if s.output is not None:
+            self.recording = stack.enter_context(Recording(s.output, shape=self.shape, fps=s.fps))
+            self.observers.append(lambda slot, _fresh: self.recording.offer(slot.frame))
+            log(f"kdcam: recording to {s.output} ({describe_codec(s.output)})")
+
+    def _swapped(self, engine) -> None:
+        self.stats.engine = engine.describe()
+
+    def handed_over(self) -> None:
+        self._handed_over = True  # from now on the capture thread closes the source
+
+
+def run_live(
+    *,
+    settings: LiveSettings,
+    frame_log: Path | None = None,
+    log: Callable[[str], None] = default_log,
+    engine=None,
+    factory: SourceFactory | None = None,
+    sysfs_root: Path = Path("/sys"),
+    report_every: float | None = 1.0,
+    stdin=None,
+) -> dict:
+    """``kdcam start``: the whole live virtual camera for ``settings``; returns the summary,
+    with ``signal`` set to the number of the stop signal that ended it (None otherwise) and
+    ``changes`` listing what was changed live.
+
+    ``engine`` and ``factory`` replace the configured engine and source (tests, benchmarks).
+    """
+    s = settings
+    # Checks that need no hardware come first, so a typo fails before the camera is taken.
+    if s.preview:
+        check_display()
+    if s.output is not None:
+        codec_for(s.output)
+        check_writable(s.output, what="recording")
+    factory = factory or source_factory(device=s.device, size=s.size, fps=s.fps, loop=s.loop)
+    with contextlib.ExitStack() as stack:
+        session = _Session(stack, s, engine=engine, factory=factory, sysfs_root=sysfs_root, log=log)
+        stop = threading.Event()
+        controls = session.controls
+        stack.enter_context(ControlServer(camera_name=s.camera_name, stop=threading.Event(), log=log,
+                                          handle=partial(handle_request, controls=controls, save=lambda: _save(controls, s))))
+        frames = FrameLog() if frame_log is not None else None
+        observers = session.observers + ([frames] if frames is not None else [])
+        if s.preview:
+            preview = Preview(shape=session.shape, controls=controls, stats=session.stats, stop=stop, log=log)
+            stack.callback(preview.close)
+            observers.append(preview)
+        stack.enter_context(TerminalKeys(key_actions(controls, stop), stream=stdin, log=log))
+        session.handed_over()
+        with stop_on_signals(stop) as stopped:
+            summary = run_loop(source=session.source, factory=factory, engine=None, current_engine=session.switch.current,
+                               shape=session.shape, fps=s.fps, controls=controls, stats=session.stats, stop=stop,
+                               sinks=session.sinks, observers=observers, keep_before=s.preview,
+                               max_frames=s.max_frames, duration=s.duration, report_every=report_every, log=log)
+        summary.update(signal=stopped.signum, changes=list(controls.changes))
+        if frames is not None:
+            frames.write(frame_log)
+    if session.recording is not None:  # finalized and renamed into place when the stack closed
+        summary.update(session.recording.summary())
+    print(format_summary(summary), flush=True)
+    return summary
