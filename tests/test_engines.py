@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from engines.model.checkpoint import DEFAULT_MODEL, load_student
 from engines.errors import KdcamError
-from engines.model.students import grey_from_bgr_uint8
+from engines.model.residual import grey_from_bgr_uint8
 from engines import ENGINES, create_engine, engine_status
 
 STATUS = engine_status()

@@ -20,7 +20,8 @@ from engines.atomic import atomic_path, atomic_write_text, file_sha256
 from engines.errors import KdcamError
 from engines.file_header import read_json_header
 from engines.model.zoo import DEFAULT_NAME, ORDER, model_file, zoo_path
-from engines.model.students import ResidualStudent, build_from_config, config_from_dict, config_to_dict
+from engines.model.residual import ResidualStudent
+from engines.model.students import build_from_config, config_from_dict, config_to_dict
 
 FORMAT = "kdcam-student"
 FORMAT_VERSION = 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engines.model.students import ResidualStudent, grey_from_bgr_uint8
+from engines.model.residual import ResidualStudent, grey_from_bgr_uint8
 
 
 class DeltaGraph(nn.Module):

@@ -11,7 +11,7 @@ import torch
 from engines.atomic import atomic_path
 from engines.errors import KdcamError
 from engines.model.graphs import DeltaGraph, FrameGraph
-from engines.model.students import ResidualStudent
+from engines.model.residual import ResidualStudent
 
 OPSET = 18  # >= 17; torch's exporter builds opset 18 natively (17 is converted down with a warning)
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
