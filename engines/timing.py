@@ -1,10 +1,31 @@
-"""The one timer of kdcam's benchmarks: the median frame rate of a call."""
+"""The one timer of kdcam's benchmarks (the median frame rate of a call), and the name of
+the machine every measured number comes with."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+
+def machine_name() -> str:
+    """CPU model, the vector extensions that decide CPU inference speed, cores, OS."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = [name for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                   ("avx2", "AVX2")) if flag in flags]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}{' (' + ', '.join(isa) + ')' if isa else ''}, {cores} cores, {platform.system()}"
 
 
 def time_fps(fn: Callable[[], object], *, warmup: int = 2, min_runs: int = 10, min_seconds: float = 1.0,

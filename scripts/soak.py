@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _machine() -> str:
-    from vcam.bench import machine_name
+    from engines.timing import machine_name
 
     return machine_name()
 

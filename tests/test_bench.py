@@ -10,19 +10,25 @@ from engines import engine_status
 from vcam.cli import app
 
 
-def test_bench_measures_every_available_engine_srcnn_and_unsharp(tmp_path):
+def test_bench_measures_every_installed_model_on_every_available_engine_srcnn_and_unsharp(tmp_path):
+    from engines.model.zoo import installed
+
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(app, ["bench", "--sizes", "64x48", "--json", str(out)])
+    result = CliRunner().invoke(app, ["bench", "--sizes", "64x48", "--json", str(out), "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     available = {name for name, why in engine_status().items() if why is None}
     rows = {(r["design"], r["engine"]) for r in data["rows"]}
-    assert {("student", e) for e in available} | {("srcnn-955", e) for e in available} <= rows
+    models = installed()
+    assert {(m, e) for m in models for e in available} | {("srcnn-955", e) for e in available} <= rows
     assert ("unsharp-mask", "opencv") in rows
     assert all(r["fps"] > 0 and r["size"] == "64x48" for r in data["rows"])
     assert {r["engine"] for r in data["ratios"]} == available
-    assert all(r["vs_srcnn"] > 1 for r in data["ratios"]), "the student is faster than SRCNN 9-5-5"
+    assert all(r["vs_srcnn"] > 1 for r in data["ratios"]), "every student is faster than SRCNN 9-5-5"
     assert data["machine"] and data["machine"] in result.output
+    assert "bf16" not in " ".join(r["detail"] for r in data["rows"]), "--precision fp32 reaches the engines that have a choice"
+    assert {(a["engine"], a["size"]) for a in data["auto"]} == {(e, "64x48") for e in available}
+    assert all(a["model"] in models for a in data["auto"])
 
 
 def test_bench_unknown_engine_is_one_line_error():

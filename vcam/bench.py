@@ -7,8 +7,6 @@ unsharp mask as the classical baseline. Ratios are taken within the run.
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,20 +19,7 @@ from engines.classical import unsharp_mask
 from engines.errors import KdcamError
 from engines.model.students import create_student
 from engines import ENGINES, create_engine, engine_status
-from engines.timing import time_fps
-
-
-def machine_name() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores, {platform.system()}"
+from engines.timing import machine_name, time_fps
 
 
 def _srcnn_checkpoint(folder: Path) -> Path:
@@ -42,15 +27,35 @@ def _srcnn_checkpoint(folder: Path) -> Path:
     return save_student(create_student("srcnn-955"), folder / "srcnn-955.safetensors", card={"weights": "random"})
 
 
+def _engine_options(name: str, precision: str | None) -> dict:
+    """``precision`` for the engines that have a choice of it (OpenVINO, TensorRT), else nothing."""
+    import inspect
+
+    from engines.registry import pick_engine
+
+    if precision is None:
+        return {}
+    spec, _ = pick_engine(name)
+    return {"precision": precision} if "precision" in inspect.signature(spec.load("factory")).parameters else {}
+
+
 def run_bench(
     *,
     sizes: Sequence[tuple[int, int]] = ((1280, 720), (1920, 1080)),
     engines: Sequence[str] | None = None,
-    model: Path | None = None,
+    models: Sequence[str | Path] | None = None,
+    precision: str | None = None,
     srcnn: bool = True,
+    fps_target: float = 30.0,
     max_seconds: float = 8.0,
 ) -> dict:
-    """Measure and return ``{"machine", "rows": [{design, engine, size, fps}], "ratios": [...]}``."""
+    """Measure and return ``{"machine", "rows": [{design, engine, size, fps}], "ratios", "auto"}``.
+
+    ``models``: the students to time (default: every installed model, by name). ``auto``
+    says, per engine and size, which model ``--model auto`` would pick from these numbers.
+    """
+    from engines.model.zoo import installed
+
     status = engine_status()
     names = list(engines) if engines else [s.name for s in ENGINES if status[s.name] is None]
     for name in names:
@@ -59,12 +64,12 @@ def run_bench(
     rng = np.random.default_rng(0)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        designs = [("student", model)]
+        designs = [(str(m), m) for m in (models or installed())]
         if srcnn:
             designs.append(("srcnn-955", _srcnn_checkpoint(Path(tmp))))
         for design, weights in designs:
             for name in names:
-                with create_engine(name, model=weights, quiet=True) as engine:
+                with create_engine(name, model=weights, quiet=True, **_engine_options(name, precision)) as engine:
                     for w, h in sizes:
                         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
                         out = np.empty_like(frame)
@@ -74,23 +79,35 @@ def run_bench(
         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         fps = time_fps(lambda: unsharp_mask(frame, sigma=1.0, amount=1.0), max_seconds=max_seconds)
         rows.append({"design": "unsharp-mask", "engine": "opencv", "detail": "OpenCV", "size": f"{w}x{h}", "fps": fps})
-    return {"machine": machine_name(), "rows": rows, "ratios": _ratios(rows)}
+    students = [d for d, _ in designs if d != "srcnn-955"]
+    return {"machine": machine_name(), "rows": rows, "ratios": _ratios(rows, students),
+            "auto": _auto_choices(rows, students, fps_target)}
 
 
-def _ratios(rows: list[dict]) -> list[dict]:
+def _auto_choices(rows: list[dict], students: list[str], fps_target: float) -> list[dict]:
+    """What ``--model auto`` (``vcam.model_choice``) picks from the measured frame times."""
+    from vcam.model_choice import HEADROOM
+
+    fps = {(r["design"], r["engine"], r["size"]): r["fps"] for r in rows}
+    out = []
+    for engine, size in dict.fromkeys((e, z) for (_, e, z) in fps if e != "opencv"):
+        measured = [(d, fps[(d, engine, size)]) for d in students if (d, engine, size) in fps]
+        fits = [(d, f) for d, f in measured if 1.0 / f <= HEADROOM / fps_target]
+        chosen = fits[0] if fits else max(measured, key=lambda df: df[1])
+        out.append({"engine": engine, "size": size, "model": chosen[0], "fps": chosen[1], "fits": bool(fits)})
+    return out
+
+
+def _ratios(rows: list[dict], students: list[str]) -> list[dict]:
     fps = {(r["design"], r["engine"], r["size"]): r["fps"] for r in rows}
     ratios = []
     for (design, engine, size), value in fps.items():
-        if design != "student":
+        if design not in students:
             continue
         ref = fps.get(("srcnn-955", engine, size))
         sharp = fps.get(("unsharp-mask", "opencv", size))
-        ratios.append({
-            "engine": engine,
-            "size": size,
-            "vs_srcnn": value / ref if ref else None,
-            "vs_unsharp": value / sharp if sharp else None,
-        })
+        ratios.append({"design": design, "engine": engine, "size": size, "vs_srcnn": value / ref if ref else None,
+                       "vs_unsharp": value / sharp if sharp else None})
     return ratios
 
 
@@ -107,9 +124,13 @@ def to_markdown(result: dict) -> str:
     for (design, engine), by_size in keyed.items():
         cells = " | ".join(f"{by_size[s]:.1f}" if s in by_size else "-" for s in sizes)
         lines.append(f"| {design} | {detail[(design, engine)]} | {cells} |")
-    lines += ["", "| engine | size | student / SRCNN | student / unsharp mask |", "|---|---|---|---|"]
+    lines += ["", "| model | engine | size | model / SRCNN | model / unsharp mask |", "|---|---|---|---|---|"]
     for r in result["ratios"]:
         vs_s = f"{r['vs_srcnn']:.1f}x" if r["vs_srcnn"] else "-"
         vs_u = f"{r['vs_unsharp']:.2f}x" if r["vs_unsharp"] else "-"
-        lines.append(f"| {r['engine']} | {r['size']} | {vs_s} | {vs_u} |")
+        lines.append(f"| {r['design']} | {r['engine']} | {r['size']} | {vs_s} | {vs_u} |")
+    if result.get("auto"):
+        lines += ["", "`--model auto` from these numbers (the best installed model within 60% of a 30 fps frame):", ""]
+        lines += [f"- {a['engine']} at {a['size']}: **{a['model']}** ({a['fps']:.1f} fps"
+                  f"{'' if a['fits'] else ', the fastest: none fits'})" for a in result["auto"]]
     return "\n".join(lines) + "\n"

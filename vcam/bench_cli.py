@@ -15,17 +15,19 @@ from engines.registry import ENGINE_NAMES
 def bench(
     sizes: Annotated[str, typer.Option(help="Comma-separated frame sizes.")] = "1280x720,1920x1080",
     engine: Annotated[Optional[list[str]], typer.Option(help=f"Engine to measure (repeatable; default: every available one): {', '.join(ENGINE_NAMES[1:])}.")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Student checkpoint; default: the shipped one.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option(help="Student to time: an installed model's name or a checkpoint (repeatable); default: every installed model.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Precision for the engines that have a choice (openvino: fp32 or bf16; tensorrt: fp16 or fp32).", show_default="each engine's own")] = None,
     srcnn: Annotated[bool, typer.Option(help="Also measure the seed-style SRCNN reference.")] = True,
     pipeline: Annotated[bool, typer.Option(help="Measure the whole live loop instead (file source, no vcam).")] = False,
     source: Annotated[Optional[Path], typer.Option(help="Video file for --pipeline.")] = None,
     seconds: Annotated[float, typer.Option(help="Duration of the --pipeline run.")] = 30.0,
-    fps: Annotated[float, typer.Option(help="Target fps of the --pipeline run.")] = 30.0,
+    fps: Annotated[float, typer.Option(help="Target fps: of the --pipeline run, and of the frame budget --model auto is judged by.")] = 30.0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
     markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the table as Markdown.")] = None,
 ) -> None:
     """Measure engine fps (default) or the whole live loop (--pipeline), with the machine named."""
-    from vcam.bench import machine_name, run_bench, to_markdown
+    from engines.timing import machine_name
+    from vcam.bench import run_bench, to_markdown
     from vcam.config import parse_size
     from engines.errors import KdcamError
 
@@ -35,12 +37,13 @@ def bench(
         if source is None:
             raise KdcamError("--pipeline needs --source VIDEO (e.g. ../shared/data/video/vtest.avi)")
         size = parse_size(sizes.split(",")[0])
-        result = run_pipeline_bench(source=source, size=size, fps=fps, seconds=seconds, engine=engine[0] if engine else "auto", model=model)
+        result = run_pipeline_bench(source=source, size=size, fps=fps, seconds=seconds, engine=engine[0] if engine else "auto",
+                                    model=model[0] if model else None)
         result["machine"] = machine_name()
         text = json.dumps(result, indent=2)
     else:
         parsed = [parse_size(s) for s in sizes.split(",") if s.strip()]
-        result = run_bench(sizes=parsed, engines=engine, model=model, srcnn=srcnn)
+        result = run_bench(sizes=parsed, engines=engine, models=model, precision=precision, srcnn=srcnn, fps_target=fps)
         text = to_markdown(result)
     typer.echo(text)
     if json_out:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -16,5 +15,7 @@ Strength = Annotated[
 ]
 Engine = Annotated[Optional[str], typer.Option(help=engine_help(), show_default="auto")]
 Model = Annotated[
-    Optional[Path], typer.Option(help="Student checkpoint (.safetensors).", show_default="the shipped model")
+    Optional[str],
+    typer.Option(help="auto (the best installed model that keeps up here), an installed model's name, or a student "
+                      "checkpoint (.safetensors).", show_default="auto"),
 ]

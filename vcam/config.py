@@ -41,7 +41,8 @@ class LiveSettings:
     fps: float = 30.0
     engine: str = "auto"
     strength: float = 1.0
-    model: Path | None = None
+    #: None or "auto": the best installed model that keeps up (vcam.model_choice); a name, or a checkpoint path
+    model: str | Path | None = None
     camera_name: str = DEFAULT_CAMERA_NAME
     #: a pyvirtualcam backend name; None picks the one for this OS
     vcam_backend: str | None = None
@@ -132,6 +133,16 @@ def parse_camera_name(value: Any, *, what: str = "--camera-name") -> str:
     return text
 
 
+def parse_model(value: Any, *, what: str = "--model") -> str | Path:
+    """``auto`` or an installed model's name stay names; anything else is a checkpoint path."""
+    from engines.model.zoo import ORDER
+
+    text = _parse_text(str(value) if isinstance(value, Path) else value, what=what)
+    if (text == "auto" or text in ORDER) and not Path(text).exists():
+        return text
+    return Path(text).expanduser()
+
+
 def _parse_positive_int(value: Any, *, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise KdcamError(f"bad {what} {value!r}: give a whole number of 1 or more")
@@ -173,7 +184,7 @@ _PARSERS = {
     "fps": parse_fps,
     "engine": _parse_text,
     "strength": parse_strength,
-    "model": _parse_path,
+    "model": parse_model,
     "camera_name": parse_camera_name,
     "vcam_backend": _parse_text,
     "loop": _parse_bool,

@@ -24,6 +24,7 @@ from vcam.control import ControlServer, handle_request
 from vcam.controls import Controls
 from vcam.engine_switch import EngineSwitch, warm_up
 from vcam.keys import TerminalKeys, key_actions
+from vcam.model_choice import AUTO, choose_model
 from vcam.pipeline import FrameLog, run_loop
 from vcam.preview import Preview, check_display
 from vcam.recorder import Recording, codec_for, describe_codec
@@ -78,16 +79,20 @@ class _Session:
         log("kdcam: " + describe_source(self.source.info, asked_size=s.size, asked_fps=s.fps, camera=isinstance(s.device, int)))
         self.shape = output_shape(self.source.info, s.size)
         self.sinks: list[Sink] = [_open_vcam(stack, s, self.shape, sysfs_root, log)] if s.vcam else []
-        name, choices = _model_choices(s.model)
+        model = None if s.model is None or str(s.model) == AUTO else s.model
+        name, choices = _model_choices(model)
+        if engine is None and model is None:  # auto: the chosen model, already read once
+            name, model = choose_model(engine=s.engine, size=(self.shape[1], self.shape[0]), fps=s.fps, log=log)
         self.switch: EngineSwitch | None = None
         if engine is None:
             from engines import create_engine
 
-            engine = create_engine(s.engine, model=choices.get(name, s.model))
+            engine = create_engine(s.engine, model=model if model is not None else choices.get(name))
             stack.callback(lambda: (self.switch or engine).close())  # whichever engine runs at the end
         warm_up(engine, shape=self.shape, strength=s.strength)
         self.stats = LiveStats(engine=engine.describe())
-        self.switch = EngineSwitch(engine, engine_name=s.engine, model=choices.get(name, s.model), shape=self.shape,
+        self.switch = EngineSwitch(engine, engine_name=s.engine, model=model if model is not None else choices.get(name),
+                                   shape=self.shape,
                                    strength=lambda: self.controls.strength, on_swap=self._swapped)
         self.controls = Controls(strength=s.strength, model=name, models=list(choices), engine=s.engine,
                                  switch=lambda m, e: self.switch.switch(None if m is None else choices[m], e))

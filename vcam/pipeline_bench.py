@@ -14,6 +14,7 @@ from vcam.capture import default_log, describe_source, open_video, output_shape
 from vcam.config import parse_duration, parse_fps, parse_size
 from vcam.controls import Controls
 from vcam.engine_switch import warm_up
+from vcam.model_choice import AUTO, choose_model
 from vcam.pipeline import run_loop
 from vcam.stats import LiveStats
 
@@ -39,6 +40,8 @@ def run_pipeline_bench(
     def factory():
         return open_video(str(source), loop=True, fps=fps, pace_fps=fps)
 
+    if model is None or str(model) == AUTO:
+        _, model = choose_model(engine=engine, size=size, fps=fps, log=default_log)
     runner = create_engine(engine, model=model)
     try:
         opened = factory()

@@ -142,6 +142,8 @@ def sharpen_files(
     if not inputs:
         raise KdcamError("no input files given; pass one or more images or videos")
     jobs, failures = plan_jobs(inputs, Path(output_dir))
+    if model is not None and str(model) == "auto":
+        model = None  # files have no frame budget: the best installed model
     if jobs:
         with create_engine(engine, model=model) as runner:
             for job in jobs:
