@@ -78,6 +78,9 @@ class TrainConfig(LoopConfig):
     teacher: Optional[Path] = opt(None, "Teacher run on the fly instead of --labels (slow).")
     teacher_tile: Optional[int] = opt(None, "Tile size for an on-the-fly teacher.")
     items: Optional[int] = opt(None, "Distinct training items (default: fresh every step, or the label cache's).")
+    footage_labels: Optional[Path] = opt(None, "Label cache of footage (`label --footage`): crops with no ground truth, "
+                                               "the teacher's output as their target.")
+    footage_share: float = opt(0.25, "Share of the training items that are footage crops (with --footage-labels).")
 
 
 @dataclass(kw_only=True)
@@ -103,6 +106,10 @@ class LabelConfig(DataConfig, RunConfig):
     items: int = opt(1000, "How many training items to label (items 0..N-1).")
     batch_size: int = opt(8, "Crops per teacher batch.")
     tile: Optional[int] = opt(None, "Run the teacher in tiles of this size (bounds memory).")
+    footage: list[Path] = opt(help="Label crops of these videos (or images) instead of the training photos: real "
+                                   "frames with no ground truth (repeatable; the frames are degraded by --degradation).",
+                              factory=list)
+    footage_every: int = opt(10, "With --footage: take every N-th frame of each video.")
 
 
 @dataclass(kw_only=True)
@@ -115,6 +122,8 @@ class EvaluateConfig:
     teacher: Optional[str] = opt(None, "Our teacher .safetensors or an official .pth (NAME=PATH names its row).")
     student: list[str] = opt(help="A student checkpoint, or NAME=PATH to name its row (repeatable).", factory=list)
     engine: str = opt("auto", f"Engine for the students: {', '.join(ENGINE_NAMES)}, or reference (the float PyTorch model).")
+    precision: str = opt("fp32", "Precision of the student engines that have a choice (OpenVINO fp32 or bf16; auto: the "
+                                 "engine's own). fp32 makes the scores the same on every CPU.")
     max_images: Optional[int] = opt(None, "Use only the first N photos.")
     max_side: Optional[int] = opt(None, "Shrink larger photos to this side first.")
     seed: int = opt(0, "Seed of the degradations (image i uses seed * 1000003 + i).")

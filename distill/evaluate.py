@@ -211,9 +211,10 @@ def evaluate(
 # --------------------------------------------------------------------------- kdcam distill evaluate
 
 
-def student_method(path: str | Path, engine: str) -> tuple[str, Method]:
+def student_method(path: str | Path, engine: str, precision: str = "fp32") -> tuple[str, Method]:
     """A student as an evaluation row: run by an inference engine, as it ships (uint8 frames
-    in and out), or with ``engine="reference"`` as the float PyTorch model."""
+    in and out; ``precision`` where the engine has a choice), or with ``engine="reference"``
+    as the float PyTorch model."""
     import torch
 
     from engines.model.checkpoint import open_model
@@ -221,8 +222,9 @@ def student_method(path: str | Path, engine: str) -> tuple[str, Method]:
     model = open_model(path)
     if engine != "reference":
         from engines import create_engine
+        from engines.registry import engine_options
 
-        runtime = create_engine(engine, model=model)
+        runtime = create_engine(engine, model=model, **engine_options(engine, precision=None if precision == "auto" else precision))
         return model.name, lambda bgr: runtime.sharpen(to_uint(bgr))
     student = model.student.collapse().eval()
 
@@ -277,7 +279,7 @@ def evaluate_models(config: EvaluateConfig) -> dict[str, Any]:
         methods[label or name] = fn
     for entry in config.student:
         label, path = labelled(entry)
-        name, fn = student_method(path, config.engine)
+        name, fn = student_method(path, config.engine, config.precision)
         name = base = label or name
         k = 2
         while name in methods:

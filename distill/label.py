@@ -24,6 +24,7 @@ import torch
 
 from distill.config import DataConfig, LabelConfig
 from distill.distributed import barrier, broadcast_error, distributed
+from distill.footage import footage_frames, footage_patches
 from distill.split import make_patches, prepare_data
 from distill.teacher import load_any_teacher, teacher_bgr
 from engines.atomic import atomic_path, atomic_write_text, remove_stale_partials
@@ -125,15 +126,15 @@ def _check(config: LabelConfig) -> None:
         raise KdcamError(f"--crop {config.crop} must be a multiple of 8 (the Restormer's grid)")
 
 
-def _open_cache(config: LabelConfig, split, desc: dict, info) -> LabelCache:
-    """Write (or check) the manifest on rank 0; every rank gets the cache."""
+def _open_cache(config: LabelConfig, desc: dict, info, *, source: dict) -> LabelCache:
+    """Write (or check) the manifest on rank 0; every rank gets the cache. ``source`` says
+    where the crops come from (the training photos, or footage)."""
     out = Path(config.out).expanduser()
     manifest = {
         "format": LABELS_FORMAT,
         "version": LABELS_VERSION,
         "teacher": desc,
-        "data": str(split.root.resolve()),
-        "train_files": [p.name for p in split.train_paths],
+        **source,
         "items": int(config.items),
         **config.data_fields(),
         "tile": config.tile,
@@ -170,9 +171,18 @@ def label(config: LabelConfig) -> dict[str, Any]:
         torch.set_num_threads(int(config.threads))
     model, desc = load_any_teacher(config.teacher)
     with distributed(config.device) as info:
-        split = prepare_data(config, load_val=False)
-        cache = _open_cache(config, split, desc, info)
-        dataset = make_patches(split, config, length=config.items)
+        if config.footage:  # real frames with no ground truth: the teacher's output is the only label
+            frames = footage_frames(config.footage, every=config.footage_every)
+            source = {"footage": [str(Path(p).expanduser().resolve()) for p in config.footage],
+                      "footage_every": config.footage_every, "footage_frames": len(frames)}
+            cache = _open_cache(config, desc, info, source=source)
+            dataset = footage_patches(frames, crop=config.crop, degradation=config.degradation, seed=config.seed,
+                                      length=config.items)
+        else:
+            split = prepare_data(config, load_val=False)
+            source = {"data": str(split.root.resolve()), "train_files": [p.name for p in split.train_paths]}
+            cache = _open_cache(config, desc, info, source=source)
+            dataset = make_patches(split, config, length=config.items)
         mine = [i for i in range(config.items) if i % info.world == info.rank]
         todo = [i for i in mine if not cache.path(i).is_file()]
         model = model.to(info.device)

@@ -8,6 +8,7 @@ The student minimises ``alpha * L(student, teacher) + (1 - alpha) * L(student, g
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,23 @@ def _labels_for(config: TrainConfig, criterion):
     return cache
 
 
+def _with_footage(dataset: Dataset, config: TrainConfig, *, with_teacher: bool) -> Dataset:
+    """Mix crops of real footage, labelled by the teacher only, into ``dataset`` (``distill.footage``)."""
+    from distill.footage import FootageMix, footage_frames, footage_patches
+    from distill.label import open_labels
+
+    cache = open_labels(config.footage_labels)
+    m = cache.manifest
+    if "footage" not in m:
+        raise KdcamError(f"{config.footage_labels}: not a footage label cache (made without --footage); pass it as --labels")
+    if m["crop"] != config.crop:
+        raise KdcamError(f"{config.footage_labels}: footage crops are {m['crop']} px, training crops {config.crop}; relabel")
+    cache.check_complete()
+    frames = footage_frames(m["footage"], every=m["footage_every"])
+    footage = footage_patches(frames, crop=m["crop"], degradation=m["degradation"], seed=m["seed"], length=cache.items)
+    return FootageMix(dataset, footage, cache, share=config.footage_share, with_teacher=with_teacher)
+
+
 def train_student(config: TrainConfig) -> dict[str, Any]:
     """Train a student; writes ``out/student-{best,last}.safetensors`` and returns a summary.
 
@@ -144,13 +162,17 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
         dataset = make_patches(split, config, length=items if items is not None else config.steps * config.batch_size)
         if cache is not None and criterion.needs_teacher:
             dataset = LabeledItems(dataset, cache)
+        if config.footage_labels is not None:
+            dataset = _with_footage(dataset, config, with_teacher=criterion.needs_teacher)
         teacher_model, teacher_desc = None, cache.manifest.get("teacher") if cache is not None else None
         if criterion.needs_teacher and cache is None:
             from distill.teacher import load_any_teacher
 
             teacher_model, teacher_desc = load_any_teacher(config.teacher)
             teacher_model = teacher_model.to(info.device).eval()
-        facts = {"arch": arch, "items": items, "teacher": teacher_desc if criterion.needs_teacher else None,
+        if config.footage_labels is not None and teacher_desc is None:
+            teacher_desc = json.loads((Path(config.footage_labels) / "manifest.json").read_text())["teacher"]
+        facts = {"arch": arch, "items": items, "teacher": teacher_desc if criterion.needs_teacher or config.footage_labels else None,
                  "labels": str(Path(config.labels).resolve()) if config.labels is not None else None,
                  "data": str(Path(config.data).expanduser().resolve()), "data_split": split.describe(),
                  "trained_macs_per_pixel": student_macs_per_pixel(student)}

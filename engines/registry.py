@@ -90,6 +90,14 @@ def pick_engine(name: str = "auto") -> tuple[EngineSpec, str | None]:
     return spec, None
 
 
+def engine_options(name: str, **options) -> dict:
+    """The ``options`` (not None) that engine ``name`` (or what ``auto`` picks) takes: for callers
+    that want, say, fp32 where an engine has a choice of precision and nothing elsewhere."""
+    spec, _ = pick_engine(name)
+    accepted = inspect.signature(spec.load("factory")).parameters
+    return {k: v for k, v in options.items() if v is not None and k in accepted}
+
+
 def create_engine(
     name: str = "auto", *, model: str | Path | ResolvedModel | None = None, quiet: bool = False, **options
 ) -> Engine:

@@ -106,3 +106,28 @@ def test_training_uses_labels_and_checks_them(labels, photos, tmp_path):
             train_student(out=tmp_path / "x", alpha=0.5, labels=labels, steps=1, **common)
     finally:
         (labels / "items" / "moved.bin").rename(labels / "items" / "0000001.png")
+
+
+def test_footage_labels_have_no_ground_truth_and_train_with_the_photos(photos, teacher, tmp_path):
+    """Crops of real footage, labelled by the teacher alone, mixed into training as their own targets."""
+    from distill.footage import FootageMix
+
+    clip = REPO / "samples" / "vtest_clip.avi"
+    out = tmp_path / "footage"
+    result = label(data=photos, out=out, teacher=teacher, items=3, footage=[clip], footage_every=100,
+                   degradation="clean", **OPTS)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert result["written"] == 3 and manifest["footage"] == [str(clip)] and manifest["footage_frames"] == 3
+    assert "train_files" not in manifest
+    run = train_student(data=photos, out=tmp_path / "kd", alpha=0.0, footage_labels=out, footage_share=0.5, steps=2,
+                        batch_size=2, crop=32, max_side=256, threads=1, progress=False, seed=1)
+    assert run["steps"] == 2
+    card = json.loads((tmp_path / "kd" / "student-last.json").read_text())["card"]
+    assert card["teacher"]["file"] == "tiny.safetensors"  # the footage's labels came from it
+    mix = FootageMix(list(range(10)), [{"input": 0}] * 3, open_labels(out), share=0.5, with_teacher=False)
+    footage = [i for i in range(10) if mix.is_footage(i)]
+    assert 0 < len(footage) < 10 and all(set(mix[i]) == {"input", "target"} for i in footage)
+    plain = tmp_path / "plain"
+    label(data=photos, out=plain, teacher=teacher, items=2, **OPTS)
+    with pytest.raises(KdcamError, match="not a footage label cache"):
+        train_student(data=photos, out=tmp_path / "x", footage_labels=plain, steps=1, batch_size=2, **OPTS)

@@ -19,24 +19,13 @@ from engines.classical import unsharp_mask
 from engines.errors import KdcamError
 from engines.model.students import create_student
 from engines import ENGINES, create_engine, engine_status
+from engines.registry import engine_options
 from engines.timing import machine_name, time_fps
 
 
 def _srcnn_checkpoint(folder: Path) -> Path:
     torch.manual_seed(0)
     return save_student(create_student("srcnn-955"), folder / "srcnn-955.safetensors", card={"weights": "random"})
-
-
-def _engine_options(name: str, precision: str | None) -> dict:
-    """``precision`` for the engines that have a choice of it (OpenVINO, TensorRT), else nothing."""
-    import inspect
-
-    from engines.registry import pick_engine
-
-    if precision is None:
-        return {}
-    spec, _ = pick_engine(name)
-    return {"precision": precision} if "precision" in inspect.signature(spec.load("factory")).parameters else {}
 
 
 def run_bench(
@@ -69,7 +58,7 @@ def run_bench(
             designs.append(("srcnn-955", _srcnn_checkpoint(Path(tmp))))
         for design, weights in designs:
             for name in names:
-                with create_engine(name, model=weights, quiet=True, **_engine_options(name, precision)) as engine:
+                with create_engine(name, model=weights, quiet=True, **engine_options(name, precision=precision)) as engine:
                     for w, h in sizes:
                         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
                         out = np.empty_like(frame)
