@@ -128,7 +128,7 @@ class EvaluateConfig:
     max_side: Optional[int] = opt(None, "Shrink larger photos to this side first.")
     seed: int = opt(0, "Seed of the degradations (image i uses seed * 1000003 + i).")
     tile: Optional[int] = opt(None, "Teacher tile size (bounds memory; changes its result).")
-    time_720p: bool = opt(True, "Also time each method on a 1280x720 frame.")
+    timing: bool = opt(True, "Also time each method on a 1280x720 and a 1920x1080 frame.")
     crop_grid: bool = opt(True, "Write a crop comparison grid per preset.")
     threads: Optional[int] = opt(None, "CPU threads for torch.")
 

@@ -3,7 +3,7 @@
 For each degradation preset every image is degraded with a fixed seed (``seed`` and the
 image's index), every method restores it, and PSNR and SSIM against the clean image come
 from scikit-image. Each method is also timed, over the set and (optionally) on a 1280x720
-frame. Results go to ``results.json`` and ``results.md`` in the output folder, with a crop
+and a 1920x1080 frame. Results go to ``results.json`` and ``results.md`` in the output folder, with a crop
 comparison grid ``grid_<preset>.png`` per preset (``distill.report``).
 
 ``evaluate_models`` is ``kdcam distill evaluate``: the rows are the builtin ones (input,
@@ -43,8 +43,8 @@ BUILTIN_METHODS: dict[str, Method] = {
     "laplacian": lambda bgr: laplacian_sharpen(bgr, strength=0.08),
 }
 
-#: size of the extra timing frame (width, height)
-FRAME_720P = (1280, 720)
+#: the timing frames, (width, height) by the key their fps is reported under
+TIMING_FRAMES = {"fps_720p": (1280, 720), "fps_1080p": (1920, 1080)}
 
 
 def image_seed(seed: int, index: int) -> int:
@@ -61,9 +61,9 @@ def _run(name: str, method: Method, image: np.ndarray) -> tuple[np.ndarray, floa
     return np.clip(to_float(out), 0.0, 1.0), elapsed
 
 
-def _frame_720p(image: np.ndarray) -> np.ndarray:
-    """``image`` scaled and center-cropped to fill 1280x720."""
-    w, h = FRAME_720P
+def _timing_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled and center-cropped to fill ``size`` (width, height)."""
+    w, h = size
     scale = max(w / image.shape[1], h / image.shape[0])
     size = (max(w, int(math.ceil(image.shape[1] * scale))), max(h, int(math.ceil(image.shape[0] * scale))))
     big = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
@@ -95,10 +95,10 @@ def _load(images_dir: str | Path, max_images: int | None, max_side: int | None) 
 
 
 def _score_preset(preset: str, images: list[np.ndarray], names: list[str], table: dict[str, Method], *,
-                  seed: int, fps_720p: dict, warmed: set[str], grid: dict | None) -> dict:
+                  seed: int, speed: dict, warmed: set[str], grid: dict | None) -> dict:
     """One preset's block of results.json; with ``grid`` (labels, rows, crop size) fills its tiles."""
     degradation = get_preset(preset)
-    rows = {name: {"psnr": 0.0, "ssim": 0.0, "total_s": 0.0, "fps": None, "fps_720p": fps_720p[name], "per_image": []}
+    rows = {name: {"psnr": 0.0, "ssim": 0.0, "total_s": 0.0, "fps": None, **speed[name], "per_image": []}
             for name in table}
     for i, clean in enumerate(images):
         degraded = degrade(clean, degradation, seed=image_seed(seed, i))
@@ -143,8 +143,8 @@ def evaluate(
     out_dir: str | Path,
     seed: int = 0,
     crop_grid: bool = True,
-    time_720p: bool = True,
-    runs_720p: int = 5,
+    timing: bool = True,
+    runs: int = 5,
     max_side: int | None = None,
     include_builtins: bool = True,
     grid_rows: int = 3,
@@ -161,8 +161,9 @@ def evaluate(
 
     Per preset and method: mean PSNR and SSIM (scikit-image, data_range=1,
     channel_axis=-1), per-image scores, total seconds over the set and images per second.
-    With ``time_720p`` each method is also timed on a 1280x720 frame (median of
-    ``runs_720p`` runs after one warm-up) as ``fps_720p``. Writes ``results.json``,
+    With ``timing`` each method is also timed on a 1280x720 and a 1920x1080 frame (median of
+    ``runs`` runs after one warm-up; 3 for a method slower than 10 s a frame) as ``fps_720p``
+    and ``fps_1080p``. Writes ``results.json``,
     ``results.md`` and, with ``crop_grid``, ``grid_<preset>.png`` (rows: the first
     ``grid_rows`` images; columns: input | unsharp | the caller's methods | ground truth)
     atomically into ``out_dir``; prints one table per preset unless ``quiet``.
@@ -180,22 +181,23 @@ def evaluate(
     names = [p.name for p in paths]
     out_dir = Path(out_dir)
 
-    fps_720p: dict[str, float | None] = {name: None for name in table}
-    if time_720p:
-        frame = _frame_720p(images[0])
-        for name, method in table.items():
-            if method is not BUILTIN_METHODS["input"]:  # the identity row has no speed to report
-                fps_720p[name] = time_fps(lambda: method(frame), warmup=1, min_runs=runs_720p, min_seconds=0.0,
-                                          max_seconds=math.inf, max_runs=runs_720p)
-    warmed: set[str] = set(table) if time_720p else set()  # the 720p timing warmed them up
+    speed: dict[str, dict[str, float | None]] = {name: dict.fromkeys(TIMING_FRAMES) for name in table}
+    if timing:
+        for key, size in TIMING_FRAMES.items():
+            frame = _timing_frame(images[0], size)
+            for name, method in table.items():
+                if method is not BUILTIN_METHODS["input"]:  # the identity row has no speed to report
+                    speed[name][key] = time_fps(lambda: method(frame), warmup=1, min_runs=min(3, runs), min_seconds=0.0,
+                                                max_seconds=10.0 * runs, max_runs=runs)
+    warmed: set[str] = set(table) if timing else set()  # the timing warmed them up
     labels = list(dict.fromkeys([n for n in ("input", "unsharp") if n in table]
                                 + [n for n in table if n not in BUILTIN_METHODS or n in (methods or {})]))
     results: dict = {"images_dir": str(images_dir), "images": names, "num_images": len(images),
                      "skipped": [str(p) for p in skipped], "seed": int(seed), "max_side": max_side,
-                     "methods": list(table), "fps_720p": fps_720p, "presets": {}}
+                     "methods": list(table), "speed": speed, "presets": {}}
     for preset in presets:
         grid = {"labels": labels, "rows": grid_rows, "crop": grid_crop, "tiles": []} if crop_grid else None
-        block = _score_preset(preset, images, names, table, seed=seed, fps_720p=fps_720p, warmed=warmed, grid=grid)
+        block = _score_preset(preset, images, names, table, seed=seed, speed=speed, warmed=warmed, grid=grid)
         if grid is not None:
             block["grid"] = _write_grid(out_dir, preset, grid)
         results["presets"][preset] = block
@@ -286,5 +288,5 @@ def evaluate_models(config: EvaluateConfig) -> dict[str, Any]:
             name, k = f"{base}-{k}", k + 1
         methods[name] = fn
     return evaluate(images_dir=config.data, presets=config.preset_list(), methods=methods, max_images=config.max_images,
-                    out_dir=config.out, seed=config.seed, crop_grid=config.crop_grid, time_720p=config.time_720p,
+                    out_dir=config.out, seed=config.seed, crop_grid=config.crop_grid, timing=config.timing,
                     max_side=config.max_side)

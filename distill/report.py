@@ -78,11 +78,12 @@ def results_markdown(results: dict) -> str:
     n = results["num_images"]
     for preset, block in results["presets"].items():
         lines += [f"## {preset}", "", f"Degradation: {block['description']}", ""]
-        lines += [f"| method | PSNR | SSIM | fps@720p | total time for {n} images (s) |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| method | PSNR | SSIM | fps@720p | fps@1080p | total time for {n} images (s) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for name, row in block["methods"].items():
             lines.append(
                 f"| {name} | {_fmt(row['psnr'], '.2f')} | {_fmt(row['ssim'], '.4f')} | "
-                f"{format_fps(row['fps_720p'])} | {_fmt(row['total_s'], '.3f')} |"
+                f"{format_fps(row.get('fps_720p'))} | {format_fps(row.get('fps_1080p'))} | {_fmt(row['total_s'], '.3f')} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -100,14 +101,15 @@ def print_tables(results: dict) -> None:
     for preset, block in results["presets"].items():
         table = Table(title=f"{preset}: {block['description']}", title_justify="left")
         table.add_column("method")
-        for col in ("PSNR", "SSIM", "fps@720p", f"total s ({n} img)"):
+        for col in ("PSNR", "SSIM", "fps@720p", "fps@1080p", f"total s ({n} img)"):
             table.add_column(col, justify="right")
         for name, row in block["methods"].items():
             table.add_row(
                 name,
                 _fmt(row["psnr"], ".2f"),
                 _fmt(row["ssim"], ".4f"),
-                format_fps(row["fps_720p"]),
+                format_fps(row.get("fps_720p")),
+                format_fps(row.get("fps_1080p")),
                 _fmt(row["total_s"], ".3f"),
             )
         console.print(table)

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in val:  # evaluate reads a folder: link the validation photos into one
                 (Path(tmp) / path.name).symlink_to(Path(path).resolve())
             evaluate_models(EvaluateConfig(data=Path(tmp), out=Path(args.out), presets=args.presets, teacher=args.teacher,
-                                           student=args.student, seed=args.seed, time_720p=False, crop_grid=False,
+                                           student=args.student, seed=args.seed, timing=False, crop_grid=False,
                                            max_side=args.max_side, engine=args.engine))
     except KdcamError as err:
         print(f"kdcam: error: {err}", file=sys.stderr)

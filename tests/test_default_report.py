@@ -28,7 +28,7 @@ def test_card_metrics_match_a_fresh_evaluation(shared_dir, card, tmp_path):
     eval_dir = shared_dir / "data" / "eval"
     presets = list(card["eval"])
     fresh = evaluate_models(EvaluateConfig(data=eval_dir, out=tmp_path, presets=",".join(presets),
-                                           student=[f"student={DEFAULT_MODEL}"], time_720p=False, crop_grid=False))
+                                           student=[f"student={DEFAULT_MODEL}"], timing=False, crop_grid=False))
     for preset in presets:
         for method in ("input", "unsharp", "laplacian", "student"):
             got = fresh["presets"][preset]["methods"][method]

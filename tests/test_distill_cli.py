@@ -135,7 +135,7 @@ def test_fit_teacher_then_evaluate(photos, run_dir, tmp_path):
     student = run_dir / "student-best.safetensors"
     invoke("evaluate", "--data", images, "--out", out, "--presets", "defocus", "--teacher", teacher_file,
            "--student", student, "--student", student, "--student", f"named={student}", "--max-side", "96",
-           "--no-time-720p", "--threads", "1", "--engine", "onnxruntime")
+           "--no-timing", "--threads", "1", "--engine", "onnxruntime")
     results = json.loads((out / "results.json").read_text())
     rows = results["presets"]["defocus"]["methods"]
     assert {"input", "teacher:teacher-best", "kd", "kd-2", "named"} <= set(rows)
@@ -145,7 +145,7 @@ def test_fit_teacher_then_evaluate(photos, run_dir, tmp_path):
     # the engine row (uint8 in and out) scores as the float PyTorch model does, up to rounding
     ref = tmp_path / "reference"
     invoke("evaluate", "--data", images, "--out", ref, "--presets", "defocus", "--teacher", f"T={teacher_file}",
-           "--student", student, "--max-side", "96", "--no-time-720p", "--threads", "1", "--engine", "reference")
+           "--student", student, "--max-side", "96", "--no-timing", "--threads", "1", "--engine", "reference")
     ref_rows = json.loads((ref / "results.json").read_text())["presets"]["defocus"]["methods"]
     assert ref_rows["T"]["psnr"] == pytest.approx(rows["teacher:teacher-best"]["psnr"], abs=1e-9)
     assert ref_rows["kd"]["psnr"] == pytest.approx(rows["kd"]["psnr"], abs=0.1)

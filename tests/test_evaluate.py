@@ -87,7 +87,7 @@ def test_evaluate_writes_reports_and_scores_match_skimage(eval_dir: Path, tmp_pa
         methods={"student": student},
         out_dir=out_dir,
         max_side=128,
-        runs_720p=1,
+        runs=1,
         grid_rows=2,
         quiet=True,
     )
@@ -95,7 +95,7 @@ def test_evaluate_writes_reports_and_scores_match_skimage(eval_dir: Path, tmp_pa
     assert results["methods"] == ["input", "unsharp", "laplacian", "student"]
     assert results["num_images"] == 2
     markdown = (out_dir / "results.md").read_text()
-    assert markdown.count("| method | PSNR | SSIM | fps@720p |") == 2
+    assert markdown.count("| method | PSNR | SSIM | fps@720p | fps@1080p |") == 2
     for preset in presets:
         assert f"## {preset}" in markdown
         grid = cv2.imread(str(out_dir / f"grid_{preset}.png"))
@@ -114,6 +114,7 @@ def test_evaluate_writes_reports_and_scores_match_skimage(eval_dir: Path, tmp_pa
         assert rows["input"]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in rows["input"]["per_image"]]))
         for row in rows.values():
             assert row["fps_720p"] is None or row["fps_720p"] > 0
+            assert row["fps_1080p"] is None or row["fps_1080p"] > 0
             assert row["total_s"] >= 0 and np.isfinite(row["psnr"]) and 0 < row["ssim"] <= 1
     # unsharp helps on a pure blur
     blur_rows = results["presets"]["gaussian-1.4"]["methods"]
@@ -132,20 +133,20 @@ def test_evaluate_rejects_bad_input_before_writing(eval_dir: Path, tmp_path: Pat
             methods={"shrinker": lambda bgr: bgr[::2, ::2]},
             out_dir=out_dir,
             max_side=64,
-            time_720p=False,
+            timing=False,
             crop_grid=False,
             quiet=True,
         )
 
 
-def test_evaluate_without_720p_timing(eval_dir: Path, tmp_path: Path) -> None:
+def test_evaluate_without_timing(eval_dir: Path, tmp_path: Path) -> None:
     results = evaluate(
         images_dir=eval_dir,
         presets=["bicubic-x2"],
         max_images=1,
         out_dir=tmp_path / "o",
         max_side=64,
-        time_720p=False,
+        timing=False,
         crop_grid=False,
         quiet=True,
     )
