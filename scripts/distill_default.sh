@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# How the shipped default was made: teacher fit, soft labels, distilled and alpha = 0 students,
-# evaluation and export (docs/distill/, README "Distillation report"). Every step resumes when
-# rerun; run it from the repository root with the venv active. CPU-sized: on a 2-core CPU the
-# teacher takes about 140 minutes (two stages), everything else about 45.
+# How the installed students were made: the teacher's three stages, soft labels on the `camera` mix
+# (and on real footage with no ground truth), the distilled candidates of each student and the
+# ablations, the alpha choice on validation, evaluation and shipping (engines/model/zoo/,
+# docs/distill/, README "Distillation report"). Every step resumes when rerun; run it from the
+# repository root with the venv active. CPU-sized: on a 2-core CPU the teacher takes about
+# 4 hours (three stages), the labels about 25 minutes, the students about 20 minutes each
+# (two at a time, one thread each), the evaluation about 30 minutes.
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
 set -euo pipefail
@@ -10,65 +13,72 @@ set -euo pipefail
 DATA=${DATA:-../shared/data/train}
 EVAL=${EVAL:-../shared/data/eval}
 VIDEO=${VIDEO:-../shared/data/video/vtest.avi}
+FOOTAGE=${FOOTAGE:-samples/vtest_clip.avi}   # real frames with no ground truth, for the footage experiment
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-2}
-ITEMS=6000          # training crops the teacher labels; every student trains on these same crops
-CROP=96             # crop side for teacher, labels and students
+ITEMS=4000          # training crops the teacher labels; every distilled student trains on these crops
+CROP=160            # student crops: big enough for the whole-frame gate to see what a frame looks like
 ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
-STUDENT=(--arch kd-s4-c16 --steps 6000 --batch-size 16 --crop "$CROP" --lr 0.001 --val-every 500 --val-items 32
-         --ckpt-every 500 --threads 1 --no-progress)
+QUALITY=${QUALITY:-kd-s4-c24-pg}
+FAST=${FAST:-kd-s4-c16-pg}
+STUDENT=(--steps 6000 --batch-size 16 --crop "$CROP" --lr 0.002 --loss charbonnier --degradation camera
+         --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
 step=${1:-all}
 
-TEACHER=(--batch-size 8 --crop "$CROP" --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20
+TEACHER=(--batch-size 8 --crop 96 --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20
          --threads "$THREADS" --no-progress)
 if [[ $step == teacher || $step == all ]]; then
-  # stage 1 from scratch on the heavy mix; stage 2 fine-tunes it on the `webcam` mix, which also holds mild and
-  # no damage (a teacher that only saw heavy damage over-sharpened frames that were nearly clean)
+  # stage 1 from scratch on the heavy mix; stage 2 fine-tunes it on the `webcam` mix (mild and no damage too);
+  # stage 3 fine-tunes it on the `camera` mix: the sender's own frame, which is what kdcam sharpens
   kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny" --size tiny --steps 2800 --lr 1e-3 \
     --degradation webcam-heavy "${TEACHER[@]}"
   kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny-ft" --init "$RUNS/teacher-tiny/teacher-best.safetensors" \
     --steps 2000 --lr 5e-4 --degradation webcam "${TEACHER[@]}"
+  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-camera" --init "$RUNS/teacher-tiny-ft/teacher-best.safetensors" \
+    --steps 2000 --lr 5e-4 --degradation camera "${TEACHER[@]}"
 fi
 
 if [[ $step == label || $step == all ]]; then
-  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-tiny-ft/teacher-best.safetensors" --out "$RUNS/labels" \
-    --items "$ITEMS" --crop "$CROP" --degradation webcam --threads "$THREADS" --no-progress
+  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-camera" \
+    --items "$ITEMS" --crop "$CROP" --degradation camera --threads "$THREADS" --no-progress
+  # the footage experiment: the teacher's outputs on real frames, as they are (the camera already degraded them)
+  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-footage" \
+    --footage "$FOOTAGE" --footage-every 3 --items 1000 --crop "$CROP" --degradation clean --threads "$THREADS" --no-progress
 fi
 
-if [[ $step == students || $step == all ]]; then
-  # all at once, one thread each: these tiny nets scale badly over threads (3 runs ~7 min vs ~8 min each with 2)
+train() {  # NAME ARCH ALPHA [extra options]: one student run in the background, one thread
+  local name=$1 arch=$2 alpha=$3
+  shift 3
+  kdcam distill train --data "$DATA" --labels "$RUNS/labels-camera" --arch "$arch" --alpha "$alpha" --out "$RUNS/$name" \
+    "${STUDENT[@]}" "$@" > "$RUNS/$name.log" 2>&1 &
+  pids+=($!)
+}
+wait_all() {
+  for pid in "${pids[@]}"; do wait "$pid" || { echo "a student run failed; see $RUNS/*.log" >&2; exit 1; }; done
   pids=()
-  for a in 0 $ALPHAS; do
-    kdcam distill train --data "$DATA" --labels "$RUNS/labels" --alpha "$a" --out "$RUNS/kd-alpha$a" "${STUDENT[@]}" \
-      > "$RUNS/kd-alpha$a.log" 2>&1 &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || { echo "a student run failed; see $RUNS/kd-alpha*.log" >&2; exit 1; }; done
+}
+
+if [[ $step == students || $step == all ]]; then
+  pids=()
+  for a in $ALPHAS; do train "quality-alpha$a" "$QUALITY" "$a"; train "fast-alpha$a" "$FAST" "$a"; wait_all; done
+  train quality-alpha0 "$QUALITY" 0
+  train quality-footage "$QUALITY" 0.5 --footage-labels "$RUNS/labels-footage" --footage-share 0.25
+  wait_all
 fi
 
 if [[ $step == ship || $step == all ]]; then
   # no added flicker: a candidate must keep vtest.avi's static-region frame-to-frame change within 10% of the input's
-  for a in $ALPHAS; do
-    run="$RUNS/kd-alpha$a"
-    if [[ ! -f $run/stability.json ]]; then
+  for run in "$RUNS"/quality-alpha* "$RUNS"/fast-alpha* "$RUNS"/quality-footage; do
+    if [[ -f $run/summary.json && ! -f $run/stability.json ]]; then
       kdcam distill export --run "$run" --output "$run/candidate.safetensors" --no-onnx
       python scripts/temporal_stability.py "$VIDEO" --model "$run/candidate.safetensors" --json "$run/stability.json"
     fi
   done
-  best=$(python - "$RUNS" $ALPHAS <<'EOF'
-import json, sys
-runs, alphas = sys.argv[1], sys.argv[2:]
-val = {a: json.load(open(f"{runs}/kd-alpha{a}/summary.json"))["best_val_psnr"] for a in alphas}
-ratio = {a: json.load(open(f"{runs}/kd-alpha{a}/stability.json"))["ratio"] for a in alphas}
-for a in alphas:
-    print(f"alpha {a}: validation PSNR {val[a]:.3f} dB, temporal ratio {ratio[a]:.3f}", file=sys.stderr)
-stable = [a for a in alphas if ratio[a] <= 1.10] or alphas
-print(max(stable, key=val.get))
-EOF
-)
-  echo "distilled student: alpha = $best (best validation PSNR among the candidates that add no flicker)"
-  python scripts/ship_default.py --run "$RUNS/kd-alpha$best" --ablation "$RUNS/kd-alpha0" \
-    --teacher-run "$RUNS/teacher-tiny" --teacher-run "$RUNS/teacher-tiny-ft" --label-items "$ITEMS" --eval-data "$EVAL" \
-    --sources ../shared/data/SOURCES.md --report docs/distill
+  python scripts/choose_alpha.py --runs "$RUNS" --alphas $ALPHAS --notes "$RUNS/notes.md" > "$RUNS/chosen.txt"
+  read -r quality fast < "$RUNS/chosen.txt"
+  python scripts/ship_default.py --member "quality=$RUNS/$quality" --member "fast=$RUNS/$fast" \
+    --teacher-run "$RUNS/teacher-tiny" --teacher-run "$RUNS/teacher-tiny-ft" --teacher-run "$RUNS/teacher-camera" \
+    --ablation "$RUNS/quality-alpha0" --footage "$RUNS/quality-footage" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
+    --eval-data "$EVAL" --sources ../shared/data/SOURCES.md --report docs/distill
   python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json
 fi
