@@ -17,15 +17,9 @@ import typer
 
 from distill.config import EvaluateConfig, LabelConfig, TeacherConfig, TrainConfig
 from engines.errors import run_cli
-from engines.options import typer_command
+from engines.options import typer_app, typer_command
 
-app = typer.Typer(
-    name="distill",
-    help="Train and ship the student: fit-teacher, label, train, evaluate, export.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = typer_app("distill", "Train and ship the student: fit-teacher, label, train, evaluate, export.")
 
 
 def _print_json(data: dict) -> None:

@@ -91,6 +91,13 @@ def typer_command(cls: type, run: Callable[[Any], Any], *, doc: str | None = Non
     return command
 
 
+def typer_app(name: str, help: str) -> Any:
+    """A typer app as kdcam's commands all are: help on no arguments, plain tracebacks for bugs."""
+    import typer
+
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
 def as_settings(config: Any) -> dict[str, Any]:
     """The config as plain JSON values (paths as strings), for settings files and cards."""
     def plain(value: Any) -> Any:

@@ -12,15 +12,10 @@ from __future__ import annotations
 import typer
 
 from engines.errors import run_cli
+from engines.options import typer_app
 from vcam import bench_cli, build_engine_cli, ctl_cli, live_cli, sharpen_cli
 
-app = typer.Typer(
-    name="kdcam",
-    help="KD Sharpen Cam: a virtual webcam that sharpens every frame with a distilled CNN.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = typer_app("kdcam", "KD Sharpen Cam: a virtual webcam that sharpens every frame with a distilled CNN.")
 app.command("start")(live_cli.start)
 app.command("setup")(live_cli.setup)
 app.command("devices")(live_cli.devices)

@@ -6,15 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from engines.options import typer_app
 from vcam.config import DEFAULT_CAMERA_NAME
 
-app = typer.Typer(
-    name="ctl",
-    help="Control a running `kdcam start`: status, strength, toggle, split, model, engine, save.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = typer_app("ctl", "Control a running `kdcam start`: status, strength, toggle, split, model, engine, save.")
 
 @app.callback()
 def choose(
