@@ -35,6 +35,8 @@ class DataConfig:
     data: Optional[Path] = opt(None, "Folder of training photos (never the eval set).")
     crop: int = opt(128, "Crop side in pixels.")
     degradation: str = opt("webcam", "Degradation preset of the inputs (distill/degrade.py).")
+    soft_reference: float = opt(0.0, "Share of crops whose reference is itself soft (the soft-reference preset): soft "
+                                     "content is not always a blurred frame, so a model learns when to leave a frame alone.")
     seed: int = opt(0, "Seed of the data split, the crops and the initial weights.")
     val_fraction: float = opt(0.1, "Share of the photos held out for validation (by file name).")
     max_side: Optional[int] = opt(None, "Shrink photos larger than this (pixels) first.")
@@ -56,7 +58,7 @@ class LoopConfig(DataConfig, RunConfig):
     warmup: Optional[int] = opt(None, "Warm-up steps (default: 2% of the steps, at most 500).")
     min_lr_ratio: float = opt(0.01, "Final learning rate as a share of the peak.")
     grad_clip: Optional[float] = opt(1.0, "Clip the gradient norm to this (none: no clipping).")
-    loss: str = opt("charbonnier", "Pixel loss: charbonnier or l1.")
+    loss: str = opt("charbonnier", "Pixel loss: charbonnier, l1, or psnr (mean over images of 10 log10 MSE).")
     edge_weight: float = opt(0.0, "Weight of the Sobel edge term.")
     freq_weight: float = opt(0.0, "Weight of the FFT-magnitude term.")
     val_every: int = opt(0, "Validation PSNR every N steps on the held-out photos (0 = off).", resumable=True)

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from distill.degrade import resolve
 from distill.degrade_ops import Degradation, as_float_bgr
 from engines.errors import KdcamError
+from engines.pixels import to_float, to_uint
 
 #: file suffixes that count as images (compared in lower case)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -180,6 +181,7 @@ class PatchDataset(Dataset):
         *,
         crop: int = 128,
         degradation: str | Degradation = "webcam",
+        soft_reference: float = 0.0,
         seed: int = 0,
         length: int | None = None,
         augment: bool = True,
@@ -199,6 +201,10 @@ class PatchDataset(Dataset):
         self.crop = int(crop)
         self.margin = max(0, int(margin))
         self.degradation = resolve(degradation)
+        if not 0.0 <= soft_reference < 1.0:
+            raise KdcamError(f"soft_reference must be in [0, 1), not {soft_reference}")
+        self.soft_reference = float(soft_reference)
+        self.soften = resolve("soft-reference") if soft_reference else None
         if seed < 0:
             raise KdcamError(f"seed must be a non-negative integer, not {seed}")
         self.seed = int(seed)
@@ -243,6 +249,8 @@ class PatchDataset(Dataset):
                 big = big[:, ::-1]
             big = np.rot90(big, int(rng.integers(4)))
         big = np.ascontiguousarray(big, dtype=np.float32)
+        if self.soften is not None and rng.random() < self.soft_reference:
+            big = to_float(to_uint(self.soften(big, rng)))  # a soft photo, as a camera would store it
         degraded = self.degradation(big, rng)
         m, c = self.margin, self.crop
         target = big[m : m + c, m : m + c]

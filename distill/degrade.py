@@ -134,6 +134,12 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     "camera": _camera,
     # the photo untouched: sharpening it must change (almost) nothing
     "clean": Identity,
+    # not a camera's damage but soft content (a soft subject, a soft photo): applied to the REFERENCE of a
+    # share of training crops (DataConfig.soft_reference), it teaches that a soft-looking frame is not always
+    # a blurred one, which keeps a model from sharpening frames that are as sharp as they get
+    "soft-reference": lambda: RandomChoice([GaussianBlur(sigma=(0.4, 1.2)),
+                                            Resize(factor=(1.3, 2.5), down="area", up=("bicubic", "bilinear"))],
+                                           weights=[0.6, 0.4]),
     # the seed project's degradation: bicubic x2 down, bicubic up
     "bicubic-x2": lambda: Resize(factor=2.0, down="bicubic", up="bicubic"),
     # out of focus: a Gaussian or a disk (pillbox) blur

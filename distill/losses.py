@@ -4,6 +4,8 @@ Every function takes NCHW float tensors (predicted, reference) and returns a sca
 
 * ``charbonnier``: sqrt((p - r)^2 + eps^2), a smooth L1 that is the usual choice for
   restoration networks (Restormer itself is trained with L1).
+* ``psnr`` (``log_mse``): the mean over images of 10 log10(MSE): what a mean PSNR over
+  frames rewards; it weighs the nearly clean frames as much as the soft ones.
 * ``edge_loss``: L1 between the Sobel gradients (x and y) of both images, which rewards
   getting edges right more than flat areas.
 * ``frequency_loss``: L1 between the magnitudes of the 2-D FFTs, which penalises missing
@@ -26,7 +28,7 @@ from torch import nn
 from engines.errors import KdcamError
 
 #: names accepted for the pixel loss
-PIXEL_LOSSES = ("charbonnier", "l1")
+PIXEL_LOSSES = ("charbonnier", "l1", "psnr")
 
 _SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
 
@@ -39,6 +41,13 @@ def charbonnier(pred: torch.Tensor, ref: torch.Tensor, *, eps: float = 1e-3) -> 
 
 def l1(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return (pred - ref).abs().mean()
+
+
+def log_mse(pred: torch.Tensor, ref: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
+    """Mean over the images of ``10 log10(MSE + eps)``: minus their mean PSNR. A nearly clean
+    image's small error counts as much as a blurred one's large error, as in a mean PSNR
+    over frames, so a model does not trade the clean frames for the soft ones."""
+    return 10.0 * torch.log10((pred - ref).pow(2).flatten(1).mean(dim=1) + eps).mean()
 
 
 def sobel(image: torch.Tensor) -> torch.Tensor:
@@ -67,6 +76,8 @@ def pixel_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor
         return charbonnier
     if name == "l1":
         return l1
+    if name == "psnr":
+        return log_mse
     raise KdcamError(f"unknown loss '{name}'; choose one of: {', '.join(PIXEL_LOSSES)}")
 
 

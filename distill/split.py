@@ -61,7 +61,8 @@ def prepare_data(config: DataConfig, *, load_val: bool = True) -> DataSplit:
 def make_patches(split: DataSplit, config: DataConfig, *, length: int) -> PatchDataset:
     """The training PatchDataset (people photos oversampled by ``distill.data.file_weights``)."""
     return PatchDataset(split.train_images, crop=config.crop, degradation=config.degradation, seed=config.seed,
-                        length=length, augment=True, weights=file_weights(split.train_paths))
+                        length=length, augment=True, weights=file_weights(split.train_paths),
+                        soft_reference=config.soft_reference)
 
 
 def make_val_batch(split: DataSplit, config: DataConfig, *, items: int) -> dict[str, torch.Tensor] | None:
@@ -69,6 +70,6 @@ def make_val_batch(split: DataSplit, config: DataConfig, *, items: int) -> dict[
     if not split.val_images or items <= 0:
         return None
     ds = PatchDataset(split.val_images, crop=config.crop, degradation=config.degradation, seed=config.seed + 7919,
-                      length=items, augment=False)
+                      length=items, augment=False, soft_reference=config.soft_reference)
     rows = [ds[i] for i in range(items)]
     return {"input": torch.stack([r["input"] for r in rows]), "target": torch.stack([r["target"] for r in rows])}

@@ -4,7 +4,7 @@
 # ablations, the alpha choice on validation, evaluation and shipping (engines/model/zoo/,
 # docs/distill/, README "Distillation report"). Every step resumes when rerun; run it from the
 # repository root with the venv active. CPU-sized: on a 2-core CPU the teacher takes about
-# 4 hours (three stages), the labels about 25 minutes, the students about 20 minutes each
+# 4 hours (three stages), the labels about 30 minutes, the students about 20 minutes each
 # (two at a time, one thread each), the evaluation about 30 minutes.
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
@@ -16,13 +16,14 @@ VIDEO=${VIDEO:-../shared/data/video/vtest.avi}
 FOOTAGE=${FOOTAGE:-samples/vtest_clip.avi}   # real frames with no ground truth, for the footage experiment
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-2}
-ITEMS=4000          # training crops the teacher labels; every distilled student trains on these crops
+ITEMS=3000          # training crops the teacher labels; every distilled student trains on these crops
 CROP=160            # student crops: big enough for the whole-frame gate to see what a frame looks like
+SOFT=0.3            # share of crops whose reference is itself soft (see DataConfig.soft_reference)
 ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
-QUALITY=${QUALITY:-kd-s4-c24-pg}
-FAST=${FAST:-kd-s4-c16-pg}
-STUDENT=(--steps 6000 --batch-size 16 --crop "$CROP" --lr 0.002 --loss charbonnier --degradation camera
-         --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
+QUALITY=${QUALITY:-kd-s4-c24-pa}
+FAST=${FAST:-kd-s4-c16-pa}
+STUDENT=(--steps 5000 --batch-size 16 --crop "$CROP" --lr 0.002 --grad-clip 0 --loss psnr --degradation camera
+         --soft-reference "$SOFT" --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
 step=${1:-all}
 
 TEACHER=(--batch-size 8 --crop 96 --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20
@@ -40,7 +41,7 @@ fi
 
 if [[ $step == label || $step == all ]]; then
   kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-camera" \
-    --items "$ITEMS" --crop "$CROP" --degradation camera --threads "$THREADS" --no-progress
+    --items "$ITEMS" --crop "$CROP" --degradation camera --soft-reference "$SOFT" --threads "$THREADS" --no-progress
   # the footage experiment: the teacher's outputs on real frames, as they are (the camera already degraded them)
   kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-footage" \
     --footage "$FOOTAGE" --footage-every 3 --items 1000 --crop "$CROP" --degradation clean --threads "$THREADS" --no-progress

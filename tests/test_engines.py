@@ -139,3 +139,8 @@ def test_bad_model_file_is_one_line_error(tmp_path):
         create_engine("onnxruntime", model=bad)
     with pytest.raises(KdcamError, match="not found"):
         create_engine("onnxruntime", model=tmp_path / "missing.safetensors")
+
+
+def test_an_option_the_engine_does_not_take_is_an_error_not_dropped(random_student_path):
+    with pytest.raises(KdcamError, match=r"engine 'onnxruntime' has no option --precision \(its options: --threads\)"):
+        create_engine("onnxruntime", model=random_student_path, precision="fp16")

@@ -131,3 +131,13 @@ def test_footage_labels_have_no_ground_truth_and_train_with_the_photos(photos, t
     label(data=photos, out=plain, teacher=teacher, items=2, **OPTS)
     with pytest.raises(KdcamError, match="not a footage label cache"):
         train_student(data=photos, out=tmp_path / "x", footage_labels=plain, steps=1, batch_size=2, **OPTS)
+
+
+def test_a_cache_made_with_another_val_fraction_is_usable_with_the_same_one(photos, teacher, tmp_path):
+    """label --val-fraction 0.2 used to make a cache train could never use (train had no such option)."""
+    out = tmp_path / "vf"
+    label(data=photos, out=out, teacher=teacher, items=2, val_fraction=0.2, **OPTS)
+    common = dict(data=photos, batch_size=2, steps=1, alpha=0.5, labels=out, **OPTS)
+    assert train_student(out=tmp_path / "ok", val_fraction=0.2, **common)["steps"] == 1
+    with pytest.raises(KdcamError, match=r"--val-fraction 0.1 \(labels: 0.2\)"):
+        train_student(out=tmp_path / "no", **common)

@@ -39,7 +39,7 @@ class S2DConfig:
     in_channels: int = 1  # 1: luma only, chroma passes through; 3: all BGR channels
     reparam: bool = False  # train with parallel 1x1 and identity branches; collapse() folds them
     act: str = "relu"  # between the convs: relu, or prelu (a learned slope per channel)
-    gate: str = "none"  # none, or learned: a whole-frame code scales the hidden channels and the residual
+    gate: str = "none"  # none, learned (mean pooling) or attention: a whole-frame code scales the hidden channels and the residual
     gate_channels: int = 16  # width of the whole-frame code branch
 
 
@@ -72,6 +72,10 @@ class RepConv3x3(nn.Module):
         return conv
 
 
+#: gate option -> the FrameCode pooling it uses (none: no gate)
+GATES = {"none": None, "learned": "mean", "attention": "attention"}
+
+
 def _activation(kind: str, channels: int) -> nn.Module:
     if kind == "prelu":
         return nn.PReLU(channels, init=0.1)
@@ -81,19 +85,38 @@ def _activation(kind: str, channels: int) -> nn.Module:
 
 
 class FrameCode(nn.Module):
-    """The whole-frame code: gates in (0, 2) for the hidden channels and the residual."""
+    """The whole-frame code: gates in (0, 2) for the hidden channels and the residual.
 
-    def __init__(self, *, in_channels: int, width: int, gates: int) -> None:
+    Two stride-2 3x3 convs over the high-pass plane, then a pooling over the whole frame:
+    ``mean`` (the log of the mean of their features), or ``attention`` (the first conv's
+    features in the log domain, where local contrast ratios become differences, and an
+    attention-weighted mean beside the log mean: the code can look at the parts of the
+    frame that tell sharp from soft)."""
+
+    def __init__(self, *, in_channels: int, width: int, gates: int, pooling: str) -> None:
         super().__init__()
-        self.convs = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.ReLU(),
-                                   nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU())
-        self.head = nn.Linear(width, gates)
+        self.pooling = pooling
+        self.first = nn.Conv2d(in_channels, width, 3, stride=2, padding=1)
+        self.second = nn.Conv2d(width, width, 3, stride=2, padding=1)
+        self.attend = nn.Conv2d(width, 1, 1) if pooling == "attention" else None
+        self.head = nn.Linear(2 * width if pooling == "attention" else width, gates)
         nn.init.zeros_(self.head.weight)  # every gate starts at 1
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = torch.log(self.convs(features).mean(dim=(2, 3)) + 1e-3)  # ratios of energies become differences
-        return 2.0 * torch.sigmoid(self.head(pooled))
+    def code(self, first: torch.Tensor) -> torch.Tensor:
+        """The code from the first conv's output (the fused graph computes that conv itself)."""
+        if self.attend is None:
+            return torch.log(F.relu(self.second(F.relu(first))).mean(dim=(2, 3)) + 1e-3)
+        features = F.relu(self.second(torch.log(F.relu(first) + 1e-3)))
+        weights = torch.softmax(self.attend(features).flatten(2), dim=-1)  # [N, 1, locations]
+        pooled = (features.flatten(2) * weights).sum(dim=-1)
+        return torch.cat([pooled, torch.log(features.mean(dim=(2, 3)) + 1e-3)], dim=1)
+
+    def gates_from_first(self, first: torch.Tensor) -> torch.Tensor:
+        return 2.0 * torch.sigmoid(self.head(self.code(first)))
+
+    def forward(self, high_pass: torch.Tensor) -> torch.Tensor:
+        return self.gates_from_first(self.first(high_pass))
 
 
 class SpaceToDepthStudent(ResidualStudent):
@@ -101,8 +124,8 @@ class SpaceToDepthStudent(ResidualStudent):
         super().__init__()
         if config.num_convs < 2:
             raise KdcamError(f"S2D student needs num_convs >= 2, got {config.num_convs}")
-        if config.gate not in ("none", "learned"):
-            raise KdcamError(f"unknown gate '{config.gate}'; use none or learned")
+        if config.gate not in GATES:
+            raise KdcamError(f"unknown gate '{config.gate}'; use one of {', '.join(GATES)}")
         self.config = config
         self.multiple = config.scale
         grid = config.in_channels * config.scale**2
@@ -117,8 +140,8 @@ class SpaceToDepthStudent(ResidualStudent):
         self.convs = nn.ModuleList(convs)
         self.acts = nn.ModuleList([_activation(config.act, config.channels) for _ in pairs[:-1]])
         self.shuffle = nn.PixelShuffle(config.scale)
-        self.code = (FrameCode(in_channels=grid, width=config.gate_channels, gates=(len(pairs) - 1) * config.channels + 1)
-                     if config.gate == "learned" else None)
+        self.code = (FrameCode(in_channels=grid, width=config.gate_channels, gates=(len(pairs) - 1) * config.channels + 1,
+                               pooling=GATES[config.gate]) if config.gate != "none" else None)
         # Start as the identity map: the residual begins at zero, so early training
         # cannot make a frame worse than the input.
         last = self.convs[-1]
@@ -193,14 +216,13 @@ class _FusedSpaceToDepth(nn.Module):
         self.channels = plain.config.channels
         self.code = None
         if plain.code is not None:
-            first = _unshuffled_conv_at_full_res(plain.code.convs[0], r, high_pass=True)
-            self.code = nn.Sequential(first, *list(plain.code.convs)[1:])
-            self.head = plain.code.head
+            self.code_first = _unshuffled_conv_at_full_res(plain.code.first, r, high_pass=True)
+            self.code = plain.code
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = res_gate = None
         if self.code is not None:
-            g = 2.0 * torch.sigmoid(self.head(torch.log(self.code(x).mean(dim=(2, 3)) + 1e-3)))
+            g = self.code.gates_from_first(self.code_first(x))
             c = self.channels
             hidden = [g[:, k * c : (k + 1) * c, None, None] for k in range(len(self.acts))]
             res_gate = g[:, -1:, None, None]

@@ -52,7 +52,8 @@ def _s2d(channels: int, num_convs: int, *, scale: int = 4, **options) -> Callabl
 
 
 #: name -> config factory. kd-sS-cC: space-to-depth x S, C channels; -nN: N convs (default 3,
-#: c32 4, c48 5); -pg: PReLU with the whole-frame gate (blind adaptivity, engines.model.s2d)
+#: c32 4, c48 5); -pg / -pa: PReLU with the whole-frame gate, mean / attention pooling (blind
+#: adaptivity, engines.model.s2d)
 STUDENTS: dict[str, Callable[[], S2DConfig | SRCNNConfig]] = {
     "kd-s4-c16": _s2d(16, 3),
     "kd-s4-c16-n2": _s2d(16, 2),  # the default minus one conv: faster, a smaller receptive field
@@ -63,6 +64,8 @@ STUDENTS: dict[str, Callable[[], S2DConfig | SRCNNConfig]] = {
     "kd-s4-c16-pg": _s2d(16, 3, act="prelu", gate="learned"),
     "kd-s4-c24-pg": _s2d(24, 3, act="prelu", gate="learned"),
     "kd-s4-c32-pg": _s2d(32, 3, act="prelu", gate="learned"),
+    "kd-s4-c16-pa": _s2d(16, 3, act="prelu", gate="attention"),
+    "kd-s4-c24-pa": _s2d(24, 3, act="prelu", gate="attention"),
     "srcnn-955": SRCNNConfig,  # the seed project's network: a speed reference
 }
 
