@@ -83,6 +83,9 @@ class TrainConfig(LoopConfig):
     footage_labels: Optional[Path] = opt(None, "Label cache of footage (`label --footage`): crops with no ground truth, "
                                                "the teacher's output as their target.")
     footage_share: float = opt(0.25, "Share of the training items that are footage crops (with --footage-labels).")
+    init: Optional[Path] = opt(None, "Start from this student checkpoint (and its architecture) instead of fresh weights: "
+                                     "a second stage, e.g. the gate on larger crops.")
+    train_only: str = opt("all", "Which weights train: all, or gate (the whole-frame code alone; the body stays as it is).")
 
 
 @dataclass(kw_only=True)

@@ -21,8 +21,9 @@ from distill.config import TrainConfig
 from distill.distributed import distributed
 from distill.loop import Run, Task, run_loop
 from distill.split import make_patches, make_val_batch, prepare_data
+from engines.atomic import file_sha256
 from engines.errors import KdcamError
-from engines.model.checkpoint import save_student
+from engines.model.checkpoint import load_student, resolve_model_path, save_student
 from engines.model.students import DEFAULT_STUDENT, STUDENTS, create_student, student_macs_per_pixel
 
 
@@ -124,6 +125,35 @@ def _with_footage(dataset: Dataset, config: TrainConfig, *, with_teacher: bool) 
     return FootageMix(dataset, footage, cache, share=config.footage_share, with_teacher=with_teacher)
 
 
+#: --train-only choices -> the parameters (of a student) that train
+TRAIN_ONLY = ("all", "gate")
+
+
+def _initial_student(config: TrainConfig):
+    """The student to train: fresh weights of ``--arch``, or ``--init``'s checkpoint, with
+    everything but ``--train-only``'s part frozen."""
+    if config.train_only not in TRAIN_ONLY:
+        raise KdcamError(f"--train-only {config.train_only!r}: choose one of {', '.join(TRAIN_ONLY)}")
+    if config.init is None:
+        arch = config.arch or DEFAULT_STUDENT
+        if arch not in STUDENTS:
+            raise KdcamError(f"unknown student '{arch}'; choose one of: {', '.join(STUDENTS)}")
+        torch.manual_seed(config.seed)
+        student = create_student(arch)
+    else:
+        student, meta = load_student(config.init)
+        if config.arch is not None and config.arch != meta["arch"]:
+            raise KdcamError(f"--arch {config.arch} differs from --init's architecture ({meta['arch']}); leave --arch out")
+        student.train()
+    if config.train_only == "gate":
+        if getattr(student, "code", None) is None:
+            raise KdcamError(f"--train-only gate: {student.arch} has no whole-frame gate; pick a -pg or -pa student")
+        gate = {id(p) for p in student.code.parameters()}
+        for p in student.parameters():
+            p.requires_grad_(id(p) in gate)
+    return student
+
+
 def train_student(config: TrainConfig) -> dict[str, Any]:
     """Train a student; writes ``out/student-{best,last}.safetensors`` and returns a summary.
 
@@ -134,9 +164,8 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
     """
     from distill.losses import DistillLoss
 
-    arch = config.arch or DEFAULT_STUDENT
-    if arch not in STUDENTS:
-        raise KdcamError(f"unknown student '{arch}'; choose one of: {', '.join(STUDENTS)}")
+    student = _initial_student(config)
+    arch = student.arch
     criterion = DistillLoss(alpha=config.alpha, loss=config.loss, edge_weight=config.edge_weight,
                             freq_weight=config.freq_weight)
     if criterion.needs_teacher and config.labels is None and config.teacher is None:
@@ -156,7 +185,6 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
         if cache is not None:
             cache.check_files([p.name for p in split.train_paths])
         torch.manual_seed(config.seed)
-        student = create_student(arch)
         if config.crop % student.multiple:
             raise KdcamError(f"--crop {config.crop} must be a multiple of {student.multiple} for {arch}")
         dataset = make_patches(split, config, length=items if items is not None else config.steps * config.batch_size)
@@ -175,7 +203,8 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
         facts = {"arch": arch, "items": items, "teacher": teacher_desc if criterion.needs_teacher or config.footage_labels else None,
                  "labels": str(Path(config.labels).resolve()) if config.labels is not None else None,
                  "data": str(Path(config.data).expanduser().resolve()), "data_split": split.describe(),
-                 "trained_macs_per_pixel": student_macs_per_pixel(student)}
+                 "trained_macs_per_pixel": student_macs_per_pixel(student),
+                 "init_sha256": file_sha256(resolve_model_path(config.init)) if config.init is not None else None}
         val_batch = make_val_batch(split, config, items=config.val_items) if config.val_every else None
         task = StudentTask(student=student, criterion=criterion, dataset=dataset, items=items, val_batch=val_batch,
                            facts=facts, teacher_model=teacher_model, tile=config.teacher_tile)

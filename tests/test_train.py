@@ -132,6 +132,24 @@ def test_training_with_an_on_the_fly_teacher(photos, tmp_path):
     assert all("kd" in e and "gt" not in e for e in history)
 
 
+def test_a_second_stage_trains_the_gate_alone(photos, tmp_path):
+    """--init starts from a checkpoint (its architecture); --train-only gate leaves the body as it was."""
+    gated = {**TINY, "arch": "kd-s4-c16-pa"}
+    train_student(data=photos, out=tmp_path / "one", steps=3, **gated)
+    first = tmp_path / "one" / "student-last.safetensors"
+    gated.pop("arch")
+    train_student(data=photos, out=tmp_path / "two", steps=3, init=first, train_only="gate", lr=1e-2, **gated)
+    before, after = load_file(str(first)), load_file(str(tmp_path / "two" / "student-last.safetensors"))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("code.") for k in changed)
+    settings = json.loads((tmp_path / "two" / "settings.json").read_text())
+    assert settings["arch"] == "kd-s4-c16-pa" and settings["init_sha256"]
+    with pytest.raises(KdcamError, match="no whole-frame gate"):
+        train_student(data=photos, out=tmp_path / "three", steps=1, train_only="gate", **TINY)
+    with pytest.raises(KdcamError, match="differs from --init"):
+        train_student(data=photos, out=tmp_path / "four", steps=1, init=first, **TINY)
+
+
 def test_bad_options_are_clear_errors(photos, tmp_path):
     with pytest.raises(KdcamError, match="no such folder"):
         train_student(data=tmp_path / "missing", out=tmp_path / "r", steps=1, **TINY)
