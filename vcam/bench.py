@@ -119,7 +119,10 @@ def to_markdown(result: dict) -> str:
         vs_u = f"{r['vs_unsharp']:.2f}x" if r["vs_unsharp"] else "-"
         lines.append(f"| {r['design']} | {r['engine']} | {r['size']} | {vs_s} | {vs_u} |")
     if result.get("auto"):
-        lines += ["", "`--model auto` from these numbers (the best installed model within 60% of a 30 fps frame):", ""]
+        from vcam.model_choice import HEADROOM
+
+        lines += ["", f"`--model auto` from these numbers (the best installed model within {HEADROOM:.0%} of a 30 fps "
+                      "frame):", ""]
         lines += [f"- {a['engine']} at {a['size']}: **{a['model']}** ({a['fps']:.1f} fps"
                   f"{'' if a['fits'] else ', the fastest: none fits'})" for a in result["auto"]]
     return "\n".join(lines) + "\n"

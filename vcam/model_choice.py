@@ -20,8 +20,8 @@ from engines.atomic import atomic_write_text
 from engines.model.onnx_cache import cache_dir
 from engines.timing import machine_name, time_fps
 
-#: the share of the frame period the engine may use
-HEADROOM = 0.6
+#: the share of the frame period the engine may use (half: at 30 fps a model must run at 60 fps or more)
+HEADROOM = 0.5
 AUTO = "auto"
 
 
