@@ -13,8 +13,9 @@ from typing import Any
 #: the run settings a card repeats, when the run has them
 CARD_KEYS = (
     "arch", "size", "init", "config", "parameters", "macs_per_pixel", "trained_macs_per_pixel",
-    "data", "data_split", "degradation", "crop", "teacher", "labels", "items", "alpha",
-    "loss", "edge_weight", "freq_weight", "batch_size", "lr", "seed",
+    "data", "data_split", "degradation", "soft_reference", "crop", "teacher", "labels", "items", "alpha",
+    "footage_labels", "footage_share", "loss", "edge_weight", "freq_weight", "batch_size", "lr", "seed",
+    "train_only", "previous_stage",
 )
 
 

@@ -130,10 +130,11 @@ TRAIN_ONLY = ("all", "gate")
 
 
 def _initial_student(config: TrainConfig):
-    """The student to train: fresh weights of ``--arch``, or ``--init``'s checkpoint, with
-    everything but ``--train-only``'s part frozen."""
+    """The student to train (fresh weights of ``--arch``, or ``--init``'s checkpoint, with
+    everything but ``--train-only``'s part frozen) and the card of the stage it continues."""
     if config.train_only not in TRAIN_ONLY:
         raise KdcamError(f"--train-only {config.train_only!r}: choose one of {', '.join(TRAIN_ONLY)}")
+    previous = None
     if config.init is None:
         arch = config.arch or DEFAULT_STUDENT
         if arch not in STUDENTS:
@@ -142,6 +143,7 @@ def _initial_student(config: TrainConfig):
         student = create_student(arch)
     else:
         student, meta = load_student(config.init)
+        previous = meta["card"]
         if config.arch is not None and config.arch != meta["arch"]:
             raise KdcamError(f"--arch {config.arch} differs from --init's architecture ({meta['arch']}); leave --arch out")
         student.train()
@@ -151,7 +153,7 @@ def _initial_student(config: TrainConfig):
         gate = {id(p) for p in student.code.parameters()}
         for p in student.parameters():
             p.requires_grad_(id(p) in gate)
-    return student
+    return student, previous
 
 
 def train_student(config: TrainConfig) -> dict[str, Any]:
@@ -164,7 +166,7 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
     """
     from distill.losses import DistillLoss
 
-    student = _initial_student(config)
+    student, previous_card = _initial_student(config)
     arch = student.arch
     criterion = DistillLoss(alpha=config.alpha, loss=config.loss, edge_weight=config.edge_weight,
                             freq_weight=config.freq_weight)
@@ -204,7 +206,8 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
                  "labels": str(Path(config.labels).resolve()) if config.labels is not None else None,
                  "data": str(Path(config.data).expanduser().resolve()), "data_split": split.describe(),
                  "trained_macs_per_pixel": student_macs_per_pixel(student),
-                 "init_sha256": file_sha256(resolve_model_path(config.init)) if config.init is not None else None}
+                 "init_sha256": file_sha256(resolve_model_path(config.init)) if config.init is not None else None,
+                 "previous_stage": previous_card}
         val_batch = make_val_batch(split, config, items=config.val_items) if config.val_every else None
         task = StudentTask(student=student, criterion=criterion, dataset=dataset, items=items, val_batch=val_batch,
                            facts=facts, teacher_model=teacher_model, tile=config.teacher_tile)

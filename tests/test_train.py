@@ -144,6 +144,8 @@ def test_a_second_stage_trains_the_gate_alone(photos, tmp_path):
     assert changed and all(k.startswith("code.") for k in changed)
     settings = json.loads((tmp_path / "two" / "settings.json").read_text())
     assert settings["arch"] == "kd-s4-c16-pa" and settings["init_sha256"]
+    card = json.loads((tmp_path / "two" / "student-last.json").read_text())["card"]
+    assert card["train_only"] == "gate" and card["previous_stage"]["name"] == "one"
     with pytest.raises(KdcamError, match="no whole-frame gate"):
         train_student(data=photos, out=tmp_path / "three", steps=1, train_only="gate", **TINY)
     with pytest.raises(KdcamError, match="differs from --init"):
