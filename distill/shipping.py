@@ -106,17 +106,37 @@ def teacher_history(teacher: dict) -> str:
     return ", ".join(parts)
 
 
+def stages(card: dict) -> list[dict]:
+    """The training stages of a student, first first (a card holds the card it continued)."""
+    chain = [card]
+    while chain[0].get("previous_stage"):
+        chain.insert(0, chain[0]["previous_stage"])
+    return chain
+
+
+def distilled_alpha(card: dict) -> float:
+    """The largest teacher weight of any stage (0: no stage learned from the teacher)."""
+    return max(s.get("alpha") or 0.0 for s in stages(card))
+
+
+def stage_text(stage: dict) -> str:
+    alpha = stage.get("alpha") or 0.0
+    what = "the whole-frame gate alone" if stage.get("train_only") == "gate" else "all weights"
+    soft = f", soft references {stage['soft_reference']:g}" if stage.get("soft_reference") else ""
+    footage = f", footage crops {stage['footage_share']:g} of the items" if stage.get("footage_labels") else ""
+    return (f"{what}, {stage['steps']} steps, batch {stage.get('batch_size')}, {stage.get('crop')} px crops of the "
+            f"`{stage.get('degradation')}` mix{soft}{footage}, loss {stage.get('loss')}, alpha = {alpha:g} "
+            f"({'ground truth only' if not alpha else 'alpha x teacher term + (1 - alpha) x ground truth'})")
+
+
 def card_markdown(name: str, card: dict, metrics: dict, n_images: int, teacher: dict | None) -> str:
-    alpha = card.get("alpha") or 0.0
     split = card.get("data_split") or {}
     lines = [
         f"# kdcam student `{name}`: {card['arch']}",
         "",
         f"- Architecture: `{card['arch']}` (luma only; chroma passes through), collapsed inference form, "
         f"{card['parameters']:,} parameters, **{card['macs_per_pixel']:.0f} MACs per pixel**.",
-        f"- Training: {card['steps']} steps, batch {card.get('batch_size')}, {card.get('crop')} px crops, degradation "
-        f"`{card.get('degradation')}`, loss {card.get('loss')}, alpha = {alpha} "
-        f"({'ground truth only' if not alpha else 'alpha x teacher term + (1 - alpha) x ground truth'}).",
+        "- Training: " + "; then ".join(f"stage {i + 1}: {stage_text(s)}" for i, s in enumerate(stages(card))) + ".",
         (f"- Teacher: Restormer `{teacher['size']}` ({teacher['parameters']:,} parameters), {teacher_history(teacher)} "
          f"(weights: `{teacher['file']}`); its outputs on {card.get('label_items', '?')} training crops are the soft labels."
          if teacher else "- Teacher: none (supervised on ground truth)."),
@@ -143,8 +163,8 @@ def report_markdown(*, metrics: dict, n_images: int, rel: str, teacher: dict, me
     lines = [f"- Teacher: Restormer `{teacher['size']}` ({teacher['parameters']:,} parameters), {teacher_history(teacher)} "
              f"of the training photos (settings and summaries in `{rel}/`)."]
     for name, card in members.items():
-        lines.append(f"- Student `{name}`: `{card['arch']}` ({card['macs_per_pixel']:.0f} MACs per pixel), alpha = "
-                     f"{card.get('alpha')}, {card['steps']} steps on the `{card.get('degradation')}` mix.")
+        lines.append(f"- Student `{name}`: `{card['arch']}` ({card['macs_per_pixel']:.0f} MACs per pixel); "
+                     + "; then ".join(f"stage {i + 1}: {stage_text(s)}" for i, s in enumerate(stages(card))) + ".")
     lines += [*notes, "",
               f"Made by `scripts/ship_default.py` from one run of `kdcam distill evaluate` on the {n_images} photos of "
               f"`shared/data/eval` (fixed seeds; no preset's name ever reaches a model; PSNR/SSIM from scikit-image over "
