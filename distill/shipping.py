@@ -20,7 +20,7 @@ CLASSICAL = ("unsharp", "laplacian")
 TEACHER_LEAD = {"camera": 0.8, "defocus": 0.8}
 TITLES = {"input": "input (the degraded frame)", "unsharp": "unsharp mask", "laplacian": "Laplacian sharpen",
           "teacher": "teacher (Restormer)", "alpha0": "ablation: alpha = 0 (ground truth only)",
-          "footage": "with footage labels (no ground truth)"}
+          "footage": "with footage labels (no ground truth)", "no-footage": "without the footage labels"}
 
 
 def title(name: str, members: list[str]) -> str:

@@ -2,9 +2,10 @@
 
     python scripts/choose_alpha.py --runs runs --alphas 0.5 1.0 --notes runs/notes.md
 
-For each member (``quality``, ``fast``) the candidates are the runs ``RUNS/<member>-alpha<a>``:
-the one with the best validation PSNR (held-out training photos, pooled over the crops)
-among those that add no flicker on vtest.avi (``stability.json``: ratio <= 1.10) wins.
+For each member (``quality``, ``fast``) the candidates are the runs ``RUNS/<member>-alpha<a>``
+and ``RUNS/<member>-footage`` (alpha 0.5 with footage labels), where they exist: the one
+with the best validation PSNR (held-out training photos, pooled over the crops) among those
+that add no flicker on vtest.avi (``stability.json``: ratio <= 1.10) wins.
 Prints the two chosen run names; writes the report's notes (lines starting with ``- ``):
 the candidates, the alpha = 0 ablation and the footage experiment, all on validation.
 """
@@ -22,9 +23,10 @@ def facts(run: Path) -> dict | None:
     if not (run / "summary.json").is_file():
         return None
     summary = json.loads((run / "summary.json").read_text())
-    stability = json.loads((run / "stability.json").read_text()) if (run / "stability.json").is_file() else {}
-    return {"run": run.name, "val": summary.get("best_val_psnr"), "input": summary.get("val_psnr_input"),
-            "ratio": stability.get("ratio")}
+    ratio = None
+    if (run / "stability.json").is_file():  # scripts/temporal_stability.py --model <the run's candidate>
+        ratio = next(iter(json.loads((run / "stability.json").read_text())["models"].values()))["ratio"]
+    return {"run": run.name, "val": summary.get("best_val_psnr"), "input": summary.get("val_psnr_input"), "ratio": ratio}
 
 
 def main() -> None:
@@ -35,14 +37,15 @@ def main() -> None:
     args = ap.parse_args()
     chosen, notes = [], []
     for member in ("quality", "fast"):
-        cands = {a: facts(args.runs / f"{member}-alpha{a}") for a in args.alphas}
-        cands = {a: f for a, f in cands.items() if f is not None}
-        stable = [a for a, f in cands.items() if f["ratio"] is not None and f["ratio"] <= MAX_FLICKER] or list(cands)
-        best = max(stable, key=lambda a: cands[a]["val"])
+        names = {f"alpha {a}": f"{member}-alpha{a}" for a in args.alphas} | {"alpha 0.5 + footage": f"{member}-footage"}
+        cands = {label: facts(args.runs / run) for label, run in names.items()}
+        cands = {label: f for label, f in cands.items() if f is not None}
+        stable = [c for c, f in cands.items() if f["ratio"] is not None and f["ratio"] <= MAX_FLICKER] or list(cands)
+        best = max(stable, key=lambda c: cands[c]["val"])
         chosen.append(cands[best]["run"])
-        listed = "; ".join(f"alpha {a}: {f['val']:.3f} dB, flicker ratio {f['ratio'] if f['ratio'] is None else round(f['ratio'], 3)}"
-                           for a, f in cands.items())
-        notes.append(f"- `{member}`: alpha = {best} chosen on validation PSNR among the candidates that add no flicker "
+        listed = "; ".join(f"{c}: {f['val']:.3f} dB, flicker ratio {f['ratio'] if f['ratio'] is None else round(f['ratio'], 3)}"
+                           for c, f in cands.items())
+        notes.append(f"- `{member}`: {best} chosen on validation PSNR among the candidates that add no flicker "
                      f"on vtest.avi (ratio <= {MAX_FLICKER}): {listed} (input {cands[best]['input']:.3f} dB).")
     zero = facts(args.runs / "quality-alpha0")
     if zero is not None:

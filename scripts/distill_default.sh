@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # How the installed students were made: the teacher's three stages, soft labels on the `camera` mix
 # (and on real footage with no ground truth), the distilled candidates of each student and the
-# ablations, the alpha choice on validation, evaluation and shipping (engines/model/zoo/,
-# docs/distill/, README "Distillation report"). Every step resumes when rerun; run it from the
-# repository root with the venv active. CPU-sized: on a 2-core CPU the teacher takes about
-# 4 hours (three stages), the labels about 30 minutes, the students about 20 minutes each
+# ablations, the choice on validation, the second stage (the whole-frame gate alone, on 512 px
+# crops: it decides how much to sharpen from the whole frame, so it learns on crops closer to
+# one), evaluation and shipping (engines/model/zoo/, docs/distill/, README "Distillation
+# report"). Every step resumes when rerun; run it from the repository root with the venv
+# active. CPU-sized: on a 2-core CPU the teacher takes about 4 hours (three stages), the
+# labels about 30 minutes, the students about 15 minutes each and a second stage about 5
 # (two at a time, one thread each), the evaluation about 30 minutes.
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
@@ -17,13 +19,15 @@ FOOTAGE=${FOOTAGE:-samples/vtest_clip.avi}   # real frames with no ground truth,
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-2}
 ITEMS=3000          # training crops the teacher labels; every distilled student trains on these crops
-CROP=160            # student crops: big enough for the whole-frame gate to see what a frame looks like
+CROP=160            # student crops (the second stage, the gate alone, takes 512 px crops: closer to a whole frame)
 SOFT=0.3            # share of crops whose reference is itself soft (see DataConfig.soft_reference)
 ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
 QUALITY=${QUALITY:-kd-s4-c24-pa}
 FAST=${FAST:-kd-s4-c16-pa}
 STUDENT=(--steps 5000 --batch-size 16 --crop "$CROP" --lr 0.002 --grad-clip 0 --loss psnr --degradation camera
          --soft-reference "$SOFT" --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
+GATE=(--train-only gate --alpha 0 --steps 1500 --batch-size 2 --crop 512 --lr 1e-3 --grad-clip 0 --loss psnr
+      --degradation camera --soft-reference "$SOFT" --val-every 250 --val-items 24 --ckpt-every 250 --threads 1 --no-progress)
 step=${1:-all}
 
 TEACHER=(--batch-size 8 --crop 96 --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20
@@ -40,7 +44,7 @@ if [[ $step == teacher || $step == all ]]; then
 fi
 
 if [[ $step == label || $step == all ]]; then
-  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-camera" \
+  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-camera-soft" \
     --items "$ITEMS" --crop "$CROP" --degradation camera --soft-reference "$SOFT" --threads "$THREADS" --no-progress
   # the footage experiment: the teacher's outputs on real frames, as they are (the camera already degraded them)
   kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-footage" \
@@ -50,7 +54,7 @@ fi
 train() {  # NAME ARCH ALPHA [extra options]: one student run in the background, one thread
   local name=$1 arch=$2 alpha=$3
   shift 3
-  kdcam distill train --data "$DATA" --labels "$RUNS/labels-camera" --arch "$arch" --alpha "$alpha" --out "$RUNS/$name" \
+  kdcam distill train --data "$DATA" --labels "$RUNS/labels-camera-soft" --arch "$arch" --alpha "$alpha" --out "$RUNS/$name" \
     "${STUDENT[@]}" "$@" > "$RUNS/$name.log" 2>&1 &
   pids+=($!)
 }
@@ -67,19 +71,30 @@ if [[ $step == students || $step == all ]]; then
   wait_all
 fi
 
+gate() {  # RUN: the second stage of a run, in the background, into RUN-gate
+  kdcam distill train --data "$DATA" --init "$RUNS/$1/student-best.safetensors" --out "$RUNS/$1-gate" "${GATE[@]}" \
+    > "$RUNS/$1-gate.log" 2>&1 &
+  pids+=($!)
+}
+
 if [[ $step == ship || $step == all ]]; then
   # no added flicker: a candidate must keep vtest.avi's static-region frame-to-frame change within 10% of the input's
   for run in "$RUNS"/quality-alpha* "$RUNS"/fast-alpha* "$RUNS"/quality-footage; do
-    if [[ -f $run/summary.json && ! -f $run/stability.json ]]; then
+    if [[ -f $run/summary.json && ! -f $run/stability.json && $run != *-gate ]]; then
       kdcam distill export --run "$run" --output "$run/candidate.safetensors" --no-onnx
       python scripts/temporal_stability.py "$VIDEO" --model "$run/candidate.safetensors" --json "$run/stability.json"
     fi
   done
   python scripts/choose_alpha.py --runs "$RUNS" --alphas $ALPHAS --notes "$RUNS/notes.md" > "$RUNS/chosen.txt"
   read -r quality fast < "$RUNS/chosen.txt"
-  python scripts/ship_default.py --member "quality=$RUNS/$quality" --member "fast=$RUNS/$fast" \
+  # the footage counterpart of the quality member: with footage labels if it has none, else without
+  counterpart=quality-footage; [[ $quality == quality-footage ]] && counterpart=quality-alpha0.5
+  pids=()
+  gate "$quality"; gate "$fast"; wait_all
+  gate quality-alpha0; gate "$counterpart"; wait_all
+  python scripts/ship_default.py --member "quality=$RUNS/$quality-gate" --member "fast=$RUNS/$fast-gate" \
     --teacher-run "$RUNS/teacher-tiny" --teacher-run "$RUNS/teacher-tiny-ft" --teacher-run "$RUNS/teacher-camera" \
-    --ablation "$RUNS/quality-alpha0" --footage "$RUNS/quality-footage" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
+    --ablation "$RUNS/quality-alpha0-gate" --footage "$RUNS/$counterpart-gate" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
     --eval-data "$EVAL" --sources ../shared/data/SOURCES.md --report docs/distill
   python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json
 fi

@@ -27,7 +27,7 @@ from distill.config import EvaluateConfig
 from distill.evaluate import evaluate_models
 from distill.export import export_student
 from distill.report import results_markdown
-from distill.shipping import PRESETS, card_markdown, report_markdown, teacher_facts
+from distill.shipping import PRESETS, card_markdown, report_markdown, stages, teacher_facts
 from engines.atomic import atomic_write_text
 from engines.model.zoo import ORDER, model_file
 from engines.timing import machine_name
@@ -35,6 +35,12 @@ from engines.timing import machine_name
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARKERS = ("<!-- distill-report:start -->", "<!-- distill-report:end -->")
+
+
+def uses_footage(run: Path) -> bool:
+    """Whether any training stage of ``run`` mixed in footage labels."""
+    settings = json.loads((run / "settings.json").read_text())
+    return any(stage.get("footage_labels") for stage in stages(settings))
 
 
 def replace_between_markers(text: str, body: str) -> str:
@@ -60,7 +66,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--teacher-run", type=Path, action="append", required=True,
                     help="a fit-teacher run; repeat for its stages in order; the last stage's best teacher labelled the data")
     ap.add_argument("--ablation", type=Path, required=True, help="the first member's architecture trained with alpha = 0")
-    ap.add_argument("--footage", type=Path, help="the first member trained with footage labels as well")
+    ap.add_argument("--footage", type=Path, help="the first member's footage counterpart: trained with footage labels "
+                                                 "as well, or without them if the member has them")
     ap.add_argument("--notes", type=Path, help="markdown lines for the report (alpha choice, footage experiment)")
     ap.add_argument("--eval-data", type=Path, required=True)
     ap.add_argument("--sources", type=Path, required=True, help="SOURCES.md of the training photos")
@@ -86,7 +93,9 @@ def main() -> None:
     for name, run in members.items():  # evaluate the files that ship, not the runs'
         rows[name] = export_student(output=model_file(name), run=Path(run))["checkpoint"]
         copy_run_record(Path(run), out, f"student-{name}")
-    extra = {"alpha0": args.ablation, "footage": args.footage}
+    extra = {"alpha0": args.ablation}
+    if args.footage is not None:
+        extra["footage" if uses_footage(args.footage) else "no-footage"] = args.footage
     for name, run in extra.items():
         if run is not None:
             rows[name] = export_student(output=out / f"student-{name}.safetensors", run=run, onnx=False)["checkpoint"]

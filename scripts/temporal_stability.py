@@ -1,6 +1,8 @@
 """Does sharpening add flicker? Frame-to-frame change in static regions, input vs output.
 
-    python scripts/temporal_stability.py ../shared/data/video/vtest.avi [--model M] [--engine E] [--json OUT]
+    python scripts/temporal_stability.py ../shared/data/video/vtest.avi [--model M ...] [--engine E] [--json OUT]
+
+Without ``--model``, every installed model (``engines.model.zoo``) is measured.
 
 A pixel is "static" between frames t-1 and t where the input's luma changed by at most
 ``--static-threshold`` levels (after a 5x5 box blur, so compression noise does not mark
@@ -20,9 +22,10 @@ import numpy as np
 
 from engines.atomic import atomic_write_text
 from engines import create_engine
+from engines.model.zoo import installed
 
 
-def measure(video: Path, *, model: Path | None, engine: str, threshold: float, strength: float) -> dict:
+def measure(video: Path, *, model: str | Path, engine: str, threshold: float, strength: float) -> dict:
     cap = cv2.VideoCapture(str(video))
     runner = create_engine(engine, model=model)
     prev_in = prev_out = None
@@ -57,14 +60,17 @@ def measure(video: Path, *, model: Path | None, engine: str, threshold: float, s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", type=Path)
-    ap.add_argument("--model", type=Path)
+    ap.add_argument("--model", action="append", help="an installed model's name or a checkpoint (repeatable; "
+                                                     "default: every installed model)")
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--static-threshold", type=float, default=2.0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    result = measure(args.video, model=args.model, engine=args.engine, threshold=args.static_threshold,
-                     strength=args.strength)
+    models = args.model or installed()
+    result = {"models": {str(m): measure(args.video, model=m, engine=args.engine, threshold=args.static_threshold,
+                                         strength=args.strength) for m in models},
+              "limit": 1.10}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
