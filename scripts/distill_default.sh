@@ -10,6 +10,7 @@
 # (two at a time, one thread each), the evaluation about 30 minutes.
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
+#   ITEMS=2000 STEPS=4000 CAMERA_STEPS=700 FOOTAGE_ITEMS=600 bash scripts/distill_default.sh   # a shorter budget
 set -euo pipefail
 
 DATA=${DATA:-../shared/data/train}
@@ -18,13 +19,16 @@ VIDEO=${VIDEO:-../shared/data/video/vtest.avi}
 FOOTAGE=${FOOTAGE:-samples/vtest_clip.avi}   # real frames with no ground truth, for the footage experiment
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-2}
-ITEMS=3000          # training crops the teacher labels; every distilled student trains on these crops
+ITEMS=${ITEMS:-3000}  # training crops the teacher labels; every distilled student trains on these crops
 CROP=160            # student crops (the second stage, the gate alone, takes 512 px crops: closer to a whole frame)
 SOFT=0.3            # share of crops whose reference is itself soft (see DataConfig.soft_reference)
 ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
 QUALITY=${QUALITY:-kd-s4-c24-pa}
 FAST=${FAST:-kd-s4-c16-pa}
-STUDENT=(--steps 5000 --batch-size 16 --crop "$CROP" --lr 0.002 --grad-clip 0 --loss psnr --degradation camera
+STEPS=${STEPS:-5000}           # student steps (first stage)
+CAMERA_STEPS=${CAMERA_STEPS:-2000}  # the teacher's third stage (camera mix)
+FOOTAGE_ITEMS=${FOOTAGE_ITEMS:-1000}  # footage crops the teacher labels
+STUDENT=(--steps "$STEPS" --batch-size 16 --crop "$CROP" --lr 0.002 --grad-clip 0 --loss psnr --degradation camera
          --soft-reference "$SOFT" --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
 GATE=(--train-only gate --alpha 0 --steps 1500 --batch-size 2 --crop 512 --lr 1e-3 --grad-clip 0 --loss psnr
       --degradation camera --soft-reference "$SOFT" --val-every 250 --val-items 24 --ckpt-every 250 --threads 1 --no-progress)
@@ -40,7 +44,7 @@ if [[ $step == teacher || $step == all ]]; then
   kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny-ft" --init "$RUNS/teacher-tiny/teacher-best.safetensors" \
     --steps 2000 --lr 5e-4 --degradation webcam "${TEACHER[@]}"
   kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-camera" --init "$RUNS/teacher-tiny-ft/teacher-best.safetensors" \
-    --steps 2000 --lr 5e-4 --degradation camera "${TEACHER[@]}"
+    --steps "$CAMERA_STEPS" --lr 5e-4 --degradation camera "${TEACHER[@]}"
 fi
 
 if [[ $step == label || $step == all ]]; then
@@ -48,7 +52,7 @@ if [[ $step == label || $step == all ]]; then
     --items "$ITEMS" --crop "$CROP" --degradation camera --soft-reference "$SOFT" --threads "$THREADS" --no-progress
   # the footage experiment: the teacher's outputs on real frames, as they are (the camera already degraded them)
   kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-footage" \
-    --footage "$FOOTAGE" --footage-every 3 --items 1000 --crop "$CROP" --degradation clean --threads "$THREADS" --no-progress
+    --footage "$FOOTAGE" --footage-every 3 --items "$FOOTAGE_ITEMS" --crop "$CROP" --degradation clean --threads "$THREADS" --no-progress
 fi
 
 train() {  # NAME ARCH ALPHA [extra options]: one student run in the background, one thread

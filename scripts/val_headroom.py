@@ -7,7 +7,7 @@ uses: ``split_train_val(..., val_fraction=0.1, seed=0)``), optionally shrunk to
 teacher clear the classical sharpeners and the students, and by how much, per preset?
 
     python scripts/val_headroom.py --teacher docs/distill/teacher.safetensors \\
-        --student shipped=engines/model/zoo/default/student.safetensors --out docs/distill/headroom
+        --student quality=engines/model/zoo/quality/student.safetensors --out docs/distill/headroom
 """
 
 from __future__ import annotations

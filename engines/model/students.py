@@ -43,8 +43,8 @@ def student_macs_per_pixel(model: ResidualStudent) -> float:
 
 _CONFIG_TYPES: dict[str, type] = {"S2DConfig": S2DConfig, "SRCNNConfig": SRCNNConfig}
 _BUILDERS: dict[type, type[ResidualStudent]] = {S2DConfig: SpaceToDepthStudent, SRCNNConfig: SRCNNStudent}
-#: the architecture of the shipped default student
-DEFAULT_STUDENT = "kd-s4-c16"
+#: the architecture of the first installed student (engines.model.zoo ORDER[0], `quality`)
+DEFAULT_STUDENT = "kd-s4-c24-pa"
 
 
 def _s2d(channels: int, num_convs: int, *, scale: int = 4, **options) -> Callable[[], S2DConfig]:

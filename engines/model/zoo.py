@@ -13,8 +13,9 @@ from pathlib import Path
 from engines.errors import KdcamError
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
-#: the installed models, best first
-ORDER = ("default",)
+#: the installed models, best first: `quality` (the default where it keeps up), `fast` (for 1080p on
+#: CPUs without bf16); ``--model auto`` picks the best one that fits the frame budget (vcam.model_choice)
+ORDER = ("quality", "fast")
 DEFAULT_NAME = ORDER[0]
 
 
