@@ -70,7 +70,7 @@ def test_ctl_changes_a_running_camera_frame_by_frame(tmp_path, capsys, monkeypat
     """Strength, toggle, split and an engine switch through `kdcam ctl`; every recorded (lossless)
     frame is what its logged controls make of its input frame, and no sent frame is missing."""
     rec, log = tmp_path / "rec.mkv", tmp_path / "frames.csv"
-    proc = _start(tmp_path, "--output", str(rec), "--frame-log", str(log), "--duration", "14")
+    proc = _start(tmp_path, "--output", str(rec), "--frame-log", str(log), "--duration", "14", "--model", "quality")
     try:
         _wait_for_socket()
         steps = [("strength", "0.6"), ("engine", "torch"), ("toggle",), ("split", "on"), ("toggle",), ("strength", "1.4")]
@@ -93,9 +93,10 @@ def test_ctl_changes_a_running_camera_frame_by_frame(tmp_path, capsys, monkeypat
     assert sent_fps > 27, stdout
 
     from engines import create_engine
+    from engines.model.zoo import zoo_path
 
     seen = set()
-    with create_engine("onnxruntime", quiet=True) as reference:
+    with create_engine("onnxruntime", model=zoo_path("quality"), quiet=True) as reference:
         for row, frame in zip(rows, recorded):
             state = (row["effect"], row["strength"], row["split"])
             if state in seen and row["fresh"] == "0":
