@@ -97,9 +97,8 @@ def main() -> None:
     if args.footage is not None:
         extra["footage" if uses_footage(args.footage) else "no-footage"] = args.footage
     for name, run in extra.items():
-        if run is not None:
-            rows[name] = export_student(output=out / f"student-{name}.safetensors", run=run, onnx=False)["checkpoint"]
-            copy_run_record(run, out, f"student-{name}")
+        rows[name] = export_student(output=out / f"student-{name}.safetensors", run=run, onnx=False)["checkpoint"]
+        copy_run_record(run, out, f"student-{name}")
     if args.reuse_eval and (out / "results.json").is_file():  # the same files as last time: rewrite the text only
         report = json.loads((out / "results.json").read_text())
         atomic_write_text(out / "results.md", results_markdown(report))
