@@ -22,7 +22,8 @@ from test_live_helpers import InvertEngine, NumberedSource, frame_number
 from engines.errors import KdcamError
 from vcam.pipeline import run_loop
 from vcam.controls import Controls
-from vcam.sender import PhaseLock
+from vcam.capture import LatestFrame
+from vcam.sender import PacedSender, PhaseLock
 from vcam.stats import LiveStats
 
 SHAPE = (48, 64, 3)
@@ -149,6 +150,36 @@ def test_phase_lock_moves_the_grid_toward_the_arrivals_within_bounds():
     shifts = [lock.tick((0.010, 0.050, 0.090, 0.030)[i // 3] if i % 3 == 0 else None) for i in range(10)]
     assert shifts[-1] == 0.0
 
+
+
+@pytest.mark.parametrize("being_made, expected", [(True, [(1, True), (2, True)]), (False, [(1, True), (1, False)])])
+def test_a_frame_being_made_at_its_tick_goes_out_a_little_late_not_a_period_late(being_made, expected):
+    """Processing that runs a little past the tick: the sender waits for the frame being
+    made (up to a third of a period) instead of repeating the last one and sending the new
+    one a whole period later. A tick with nothing in the making repeats at once."""
+    box = LatestFrame(shape=SHAPE)
+    sends, first_sent = [], threading.Event()
+
+    def observe(slot, fresh):
+        sends.append((slot.seq, fresh))
+        first_sent.set()
+
+    def writer():
+        box.writable().seq = 1
+        box.publish()
+        first_sent.wait(5)
+        if being_made:
+            box.making()
+        time.sleep(0.5 + 0.06)  # fps 2: lands 60 ms after the second tick (the grace is 167 ms)
+        slot = box.writable()
+        slot.seq, slot.t_ready = 2, time.perf_counter()
+        box.publish()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    PacedSender(fps=2, sinks=(), stats=LiveStats(), observers=[observe]).run(mailbox=box, stop=threading.Event(), max_frames=2)
+    thread.join()
+    assert sends == expected
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])

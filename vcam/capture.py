@@ -56,14 +56,25 @@ class LatestFrame:
         self._published = 0  # how many publishes so far
         self._taken = 0  # the publish count the reader has taken
         self._closed = False
+        self._making = False  # the writer has started on the next frame
 
     def writable(self) -> FrameSlot:
         return self._back
+
+    def making(self) -> None:
+        """The writer has started on the next frame; ``publish()`` ends it. A reader may
+        wait a moment for a frame being made (``in_the_making``) rather than take an old one."""
+        self._making = True
+
+    @property
+    def in_the_making(self) -> bool:
+        return self._making
 
     def publish(self) -> None:
         with self._cond:
             self._back, self._middle = self._middle, self._back
             self._published += 1
+            self._making = False
             self._cond.notify_all()
 
     def take(self, *, timeout: float | None = None) -> FrameSlot | None:

@@ -69,6 +69,7 @@ class ProcessThread(StageThread):
                 if inbox.closed:
                     return
                 continue
+            outbox.making()
             dst = outbox.writable()
             effect, strength, split = controls.effect, controls.strength, controls.split
             if effect:

@@ -11,6 +11,10 @@ one fresh frame per tick, or fewer at a steady phase (a 10 or 15 fps file on a 3
 camera: every fresh frame waits about as long); each move is at most a quarter period, so
 the rate stays within a percent of the target even while it tracks a camera whose clock
 drifts. Sources whose frames land all over the period (24 fps into 30) leave it alone.
+
+A frame that is being made when its tick comes (processing ran a little long) is waited
+for, up to a third of a period, and sent late by that much rather than a whole period
+later as a repeat would make it; the next tick stays on the grid, so the rate holds.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import numpy as np
 from vcam.capture import FrameSlot, LatestFrame
 from vcam.stats import LiveStats
 
+#: a tick with no new frame waits up to 1/GRACE_PERIODS of a period for one being made
+GRACE_PERIODS = 3
 Sink = Callable[[np.ndarray], None]
 Observer = Callable[[FrameSlot, bool], None]
 
@@ -80,6 +86,7 @@ class PacedSender:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._period = 1.0 / fps
+        self._grace = self._period / GRACE_PERIODS
         self._sinks = tuple(sinks)
         self._observers = tuple(observers)
         self._stats = stats
@@ -106,7 +113,7 @@ class PacedSender:
         slot = self._first_frame(mailbox, stop)
         if slot is None:
             return 0
-        clock, period, stats, lock = self._clock, self._period, self._stats, self._lock
+        clock, period, stats, lock, grace = self._clock, self._period, self._stats, self._lock, self._grace
         sinks, observers = self._sinks, self._observers
         limit = max_frames if max_frames is not None else -1
         next_tick = clock()
@@ -129,10 +136,13 @@ class PacedSender:
                 next_tick = now + period  # fell far behind (a stall): restart the grid, do not burst
             if stop.wait(max(0.0, next_tick - clock())):
                 return sent
+            woke = clock()
             newer = mailbox.take(timeout=0)
+            if newer is None and mailbox.in_the_making:
+                newer = mailbox.take(timeout=grace)  # late by a little beats late by a period
             if newer is not None:
                 slot, fresh = newer, True
-                wait = clock() - newer.t_ready
+                wait = woke - newer.t_ready  # negative: it came in the grace, after its tick
             elif mailbox.closed:
                 return sent  # the source ended and its last frame went out
             else:
