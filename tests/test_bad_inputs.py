@@ -10,6 +10,7 @@ must hold on disk afterwards: the inputs unchanged, no partial files, the output
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -47,11 +48,15 @@ def files(tmp_path_factory) -> Path:
     (root / "folder.png").mkdir()
     (root / "corrupt.avi").write_bytes(CLIP.read_bytes()[:10240])
     _odd_video(root / "odd.avi")
+    cv2.imwrite(str(root / "float.tiff"), rng.random((20, 30, 3)).astype(np.float32))
+    os.mkfifo(root / "pipe.png")
     (root / "binary.toml").write_bytes(bytes(range(256)))
     (root / "fps-true.toml").write_text("fps = true\n")
     (root / "conf-dir").mkdir()
     (root / "out-busy" / "photo.png").mkdir(parents=True)  # a folder where an output goes
     (root / "rec-dir.mp4").mkdir()
+    (root / "source.avi").write_bytes(CLIP.read_bytes())
+    (root / "source-link.avi").symlink_to(root / "source.avi")
     import pickle
 
     (root / "pickled.safetensors").write_bytes(pickle.dumps({"params": {"w": [1.0]}}))
@@ -94,6 +99,10 @@ CASES = {
                                                "good.png would be overwritten"),
     "recording to a folder": Case(("start", "--device", V, "--no-vcam", "--max-frames", "5", "--output", "{files}/rec-dir.mp4"), 1,
                                   "rec-dir.mp4: it is a folder", exists=("rec-dir.mp4",)),
+    "recording over the video being played": Case(("start", "--device", "{files}/source.avi", "--no-vcam", "--max-frames", "2",
+                                                  "--output", "{files}/source.avi"), 1, "is the video being played"),
+    "recording over it through a link": Case(("start", "--device", "{files}/source-link.avi", "--no-vcam", "--max-frames", "2",
+                                              "--output", "{files}/source.avi"), 1, "the recording would replace it"),
     "a damaged video": Case(("sharpen", "{files}/corrupt.avi", "--output", "{files}/o3", "--engine", "onnxruntime"), 1,
                             "decoded only 1 of the 300 frames", absent=("o3/corrupt.avi",)),
     "a damaged video, partial kept": Case(("sharpen", "{files}/corrupt.avi", "--output", "{files}/o4", "--engine", "onnxruntime",
@@ -124,11 +133,13 @@ CASES = {
     "a camera name v4l2loopback cannot take": Case(("setup", "--camera-name", "a,b"), 1, "cannot take ','"),
     # every read failure says which it is, and one bad item does not stop the others
     "five read failures": Case(("sharpen", "{files}/missing.png", "{files}/folder.png", "{files}/empty.png", "{files}/trunc.png",
-                                "{files}/text.png", "{files}/trunc.jpg", "{files}/good.png", "--output", "{files}/o6",
-                                "--engine", "onnxruntime"), 1, "no such file", errors=6, exists=("o6/good.png",),
+                                "{files}/text.png", "{files}/trunc.jpg", "{files}/pipe.png", "{files}/float.tiff", "{files}/good.png",
+                                "--output", "{files}/o6", "--engine", "onnxruntime"), 1, "no such file", errors=8,
+                               exists=("o6/good.png",),
                                extra={"phrases": ("is a folder", "is empty (0 bytes)", "PNG file is cut short",
                                                   "not an image, and not a video", "JPEG file is cut short",
-                                                  "6 of 7 inputs failed")}),
+                                                  "pipe.png: not a regular file", "float.tiff: a TIFF of float32 samples",
+                                                  "8 of 9 inputs failed")}),
     "bad inputs are found before the engine loads": Case(
         ("sharpen", "{files}/missing.png", "--output", "{files}/o7", "--model", "{files}/text.png"), 1, "no such file",
         extra={"not": "not a kdcam student"}),

@@ -11,12 +11,14 @@ recording is finalized and renamed into place; the summary lists the changes mad
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from engines.atomic import check_writable
+from engines.errors import KdcamError
 from engines.signals import stop_on_signals
 from vcam.capture import SourceFactory, default_log, describe_source, output_shape, source_factory
 from vcam.config import LiveSettings, save_settings
@@ -110,6 +112,15 @@ class _Session:
         self._handed_over = True  # from now on the capture thread closes the source
 
 
+def _check_not_the_source(output: Path, device: int | str) -> None:
+    source = Path(str(device))
+    if isinstance(device, str) and source.is_file() and (
+        output.resolve() == source.resolve() or (output.exists() and os.path.samefile(output, source))
+    ):
+        raise KdcamError(f"--output {output} is the video being played (--device {device}): the recording would replace "
+                         "it; give the recording another name")
+
+
 def run_live(
     *,
     settings: LiveSettings,
@@ -133,6 +144,7 @@ def run_live(
         check_display()
     if s.output is not None:
         codec_for(s.output)
+        _check_not_the_source(s.output, s.device)
         check_writable(s.output, what="recording")
     factory = factory or source_factory(device=s.device, size=s.size, fps=s.fps, loop=s.loop)
     with contextlib.ExitStack() as stack:

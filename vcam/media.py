@@ -63,8 +63,10 @@ def read_image(path: Path) -> np.ndarray:
     if _cut_short(data, fmt):
         raise KdcamError(f"{path}: the {fmt} file is cut short (truncated); copy or export it again")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
+    if image is None or image.size == 0:
         raise KdcamError(f"{path}: a damaged or unsupported {fmt} file (OpenCV cannot decode it)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise KdcamError(f"{path}: a {fmt} of {image.dtype} samples; kdcam sharpens 8- and 16-bit images: convert it first")
     return image
 
 
@@ -73,6 +75,8 @@ def _check_file(path: Path) -> None:
         raise KdcamError(f"{path}: no such file")
     if path.is_dir():
         raise KdcamError(f"{path}: is a folder, not an image or video; pass the files in it")
+    if not path.is_file():
+        raise KdcamError(f"{path}: not a regular file (a device, pipe or socket); pass an image or video file")
     try:
         size = path.stat().st_size
     except OSError as err:

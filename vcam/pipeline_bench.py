@@ -40,11 +40,15 @@ def run_pipeline_bench(
     def factory():
         return open_video(str(source), loop=True, fps=fps, pace_fps=fps)
 
-    if model is None or str(model) == AUTO:
-        _, model = choose_model(engine=engine, size=size, fps=fps, log=default_log)
-    runner = create_engine(engine, model=model)
+    opened = factory()  # a bad source fails before any model loads
     try:
-        opened = factory()
+        if model is None or str(model) == AUTO:
+            _, model = choose_model(engine=engine, size=size, fps=fps, log=default_log)
+        runner = create_engine(engine, model=model)
+    except BaseException:
+        opened.close()
+        raise
+    try:
         default_log("kdcam bench: " + describe_source(opened.info, asked_size=size, asked_fps=fps, camera=False) + f", scaled to {size[0]}x{size[1]}, paced at {fps:g} fps")
         shape = output_shape(opened.info, size)
         warm_up(runner, shape=shape, strength=strength)
