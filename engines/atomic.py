@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +21,14 @@ from engines.errors import KdcamError
 def why(err: OSError) -> str:
     """The short reason of an OS error, for a one-line message ("Permission denied")."""
     return err.strerror or type(err).__name__
+
+
+def disk_full(folder: str | os.PathLike) -> bool:
+    """True when ``folder``'s file system has (almost) no room left."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
@@ -53,6 +62,14 @@ def _kept_name(target: Path) -> Path:
     return target.with_name(f"{target.stem}.kept-{stamp}-{os.getpid()}{target.suffix}")
 
 
+def _plain_permissions(path: Path) -> None:
+    """mkstemp makes 0600 files (and some writers recreate the file): give the result the
+    permissions a plain open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str = "output",
                 keep_on_failure: bool = False) -> Iterator[Path]:
@@ -63,7 +80,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     be written fails here, before the caller does any work, with a one-line KdcamError.
     On an exception the temporary file is removed. If the final rename fails, the result is
     removed too, or with ``keep_on_failure`` (for what cannot be made again, like a
-    recording) kept under a visible name beside the target that the error names.
+    recording) kept under a visible name beside the target that the error names; so is what
+    was written before a KdcamError (a recording the disk had no room for).
     """
     target = check_writable(path, what=what)
     try:
@@ -74,12 +92,16 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        # mkstemp makes 0600 files (and some writers recreate the file): give the result
-        # the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        try:
+            yield tmp
+        except KdcamError as err:
+            if keep_on_failure and tmp.exists() and tmp.stat().st_size > 0:
+                kept = _kept_name(target)
+                _plain_permissions(tmp)
+                os.replace(tmp, kept)
+                raise KdcamError(f"{err}; what was written is kept as {kept}") from None
+            raise
+        _plain_permissions(tmp)
         try:
             os.replace(tmp, target)
         except OSError as err:

@@ -2,14 +2,20 @@
 
 Everything a user can get wrong (a bad file, a missing runtime, a bad option) raises
 ``KdcamError`` with a one-line message that says what to do. ``run_cli`` turns it into
-that message on stderr and exit code 1; nothing else is caught there.
+that message on stderr and exit code 1, and does the same for the one OS error that is
+the machine's state and not a bug: no room left on the disk. Nothing else is caught there.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Any
+
+
+#: the disk (or a quota, or a file size limit) has no room left
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class KdcamError(Exception):
@@ -35,6 +41,12 @@ def run_cli(app: Any) -> None:
             app()
     except KdcamError as err:
         print(f"kdcam: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as err:
+        if err.errno not in NO_ROOM:
+            raise
+        print(f"kdcam: error: cannot write {err.filename or 'a file'} ({err.strerror}); free some space and run it again",
+              file=sys.stderr)
         sys.exit(1)
     except Interrupted as stopped:
         print(f"kdcam: stopped by {stopped}", file=sys.stderr)

@@ -272,3 +272,69 @@ def test_setup_quotes_the_camera_name_for_the_shell(capsys, monkeypatch):
     assert code == 0
     line = next(line for line in out.splitlines() if "sudo modprobe v4l2loopback" in line and "-r" not in line)
     assert "card_label=Bob's $HOME cam" in shlex.split(line.strip())
+
+
+def _noise_video(path: Path, frames: int = 40) -> None:
+    """Frames of noise, which compress badly: a few MB of Motion JPEG."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    rng = np.random.default_rng(1)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE (a stand-in for a full disk) is POSIX")
+@pytest.mark.parametrize("command", ["sharpen", "start"])
+def test_a_full_disk_is_an_error_not_a_cut_off_file(tmp_path, command):
+    """OpenCV's video writer reports no write errors: with no room left (here a 1 MB file
+    size limit, which fails writes the way a full disk does) the result must be an error,
+    never a short file reported as complete. A recording keeps what was written."""
+    import resource
+
+    source = tmp_path / "noise.avi"
+    _noise_video(source)
+    out = tmp_path / "out"
+    if command == "sharpen":
+        args = ["sharpen", str(source), "--output", str(out)]
+    else:
+        args = ["start", "--device", str(source), "--no-vcam", "--fps", "10", "--output", str(out / "rec.mkv")]
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    proc = subprocess.run([sys.executable, "-m", "vcam.cli", *args, "--engine", "onnxruntime"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, preexec_fn=limit_file_size)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"kdcam: error: only \d+ of the 40 frames of \S+ reached the disk", proc.stderr), proc.stderr[-2000:]
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    if command == "sharpen":
+        assert left == [], "no cut-off video is left"
+    else:
+        assert len(left) == 1 and re.fullmatch(r"rec\.kept-[\d-]+\.mkv", left[0]), left
+        assert "what was written is kept as" in proc.stderr
+
+
+def test_no_room_on_the_disk_is_one_line_not_a_traceback(capsys, monkeypatch):
+    """A write that finds the disk full (a checkpoint, a report) is the machine's state, not a bug."""
+    import errno
+
+    import typer
+
+    from engines.errors import run_cli
+
+    app = typer.Typer()
+
+    @app.command()
+    def save() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/.student.safetensors.partial-1")
+
+    monkeypatch.setattr(sys, "argv", ["kdcam"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(app)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == ("kdcam: error: cannot write runs/x/.student.safetensors.partial-1 (No space left on device); "
+                   "free some space and run it again\n")

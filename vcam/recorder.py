@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.atomic import atomic_path
+from engines.atomic import atomic_path, disk_full
 from engines.errors import KdcamError
 
 #: suffix -> (FourCC, what it is); OpenCV's bundled FFmpeg has no H.264 encoder
@@ -65,27 +65,48 @@ def check_video_size(width: int, height: int, *, what: str) -> None:
 class VideoWriter:
     """A ``cv2.VideoWriter`` for BGR frames of one size; use as a context manager."""
 
-    def __init__(self, path: Path, *, width: int, height: int, fps: float, fourcc: str | None = None) -> None:
-        check_video_size(width, height, what=f"the video for {path.name}")
+    def __init__(self, path: Path, *, width: int, height: int, fps: float, fourcc: str | None = None,
+                 name: Path | None = None) -> None:
+        """``name``: what messages call the file (the target, when ``path`` is its temporary file)."""
+        self._name = Path(name or path)
+        check_video_size(width, height, what=f"the video for {self._name.name}")
         fourcc = fourcc or codec_for(path)
         self._writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
         if not self._writer.isOpened():
-            raise KdcamError(f"cannot write video '{path}' ({fourcc}): check the folder is writable, or try a .avi or .mkv name")
+            raise KdcamError(f"cannot write video '{self._name}' ({fourcc}): check the folder is writable, or try a .avi or .mkv name")
+        self._path = Path(path)
+        self._closed = False
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
         self.frames += 1
 
-    def close(self) -> None:
-        """Flush and finalize the file (writes the container index, so it plays). Idempotent."""
+    def close(self, *, check: bool = True) -> None:
+        """Flush and finalize the file (writes the container index, so it plays), then, with
+        ``check``, make sure every frame reached the disk: OpenCV's writer reports no write
+        errors, so a full disk would otherwise leave a cut-off file that looks complete. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._writer.release()
+        if check and self.frames:
+            self._check_written()
+
+    def _check_written(self) -> None:
+        cap = cv2.VideoCapture(str(self._path), cv2.CAP_FFMPEG)
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if found < 0.99 * self.frames:  # 1%: some containers store a duration, not a count
+            cause = "the disk is full" if disk_full(self._path.parent) else "a write failed"
+            raise KdcamError(f"only {max(found, 0)} of the {self.frames} frames of {self._name} reached the disk ({cause}); "
+                             "free some space, or write somewhere else")
 
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(check=exc_type is None)
 
 
 class Recording:
@@ -115,7 +136,7 @@ class Recording:
         height, width = self._shape[:2]
         with contextlib.ExitStack() as stack:  # a writer that does not open removes the temporary file
             tmp = stack.enter_context(atomic_path(self.path, what="recording", keep_on_failure=True))
-            self._writer = stack.enter_context(VideoWriter(tmp, width=width, height=height, fps=self.fps))
+            self._writer = stack.enter_context(VideoWriter(tmp, width=width, height=height, fps=self.fps, name=self.path))
             self._stack = stack.pop_all()
         self._thread.start()
         return self

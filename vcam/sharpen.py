@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from engines.atomic import atomic_path, why
+from engines.atomic import atomic_path, disk_full, why
 from engines.errors import KdcamError
 from engines.pixels import to_float, to_uint
 from vcam.media import Job, probe, read_image
@@ -58,7 +58,8 @@ def sharpen_image(engine, src: Path, dst: Path, *, strength: float) -> None:
         result = np.dstack([result, alpha])
     with atomic_path(dst) as tmp:
         if not cv2.imwrite(str(tmp), result):
-            raise KdcamError(f"{dst}: OpenCV could not write the PNG")
+            cause = "the disk is full" if disk_full(dst.parent) else "check the folder is writable"
+            raise KdcamError(f"{dst}: OpenCV could not write the PNG ({cause})")
 
 
 def sharpen_video(engine, job: Job, *, strength: float, partial: bool = False, progress: bool = True) -> int:
@@ -71,7 +72,7 @@ def sharpen_video(engine, job: Job, *, strength: float, partial: bool = False, p
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         h, w = frame.shape[:2]
         count = 0
-        with atomic_path(job.dst) as tmp, VideoWriter(tmp, width=w, height=h, fps=fps) as writer:
+        with atomic_path(job.dst) as tmp, VideoWriter(tmp, width=w, height=h, fps=fps, name=job.dst) as writer:
             with tqdm(total=job.frames or None, unit="frame", desc=job.src.name, disable=not progress, file=sys.stderr) as bar:
                 while ok:
                     writer.write(engine.sharpen(frame, strength=strength))
