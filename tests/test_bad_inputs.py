@@ -146,6 +146,8 @@ CASES = {
     # handled well before: kept so
     "a pickled model": Case(("sharpen", "{files}/good.png", "--output", "{files}/o8", "--model", "{files}/pickled.safetensors"), 1,
                             "not a kdcam student checkpoint", absent=("o8/good.png",)),
+    "an empty --model": Case(("sharpen", "{files}/good.png", "--output", "{files}/o10", "--model", ""), 1, "empty --model",
+                             absent=("o10/good.png",)),
     "an unknown engine": Case(("sharpen", "{files}/good.png", "--output", "{files}/o9", "--engine", "vulkan"), 1,
                               "unknown engine 'vulkan'"),
     "a missing video": Case(("start", "--device", "{files}/nope.mp4", "--no-vcam", "--max-frames", "2"), 1,

@@ -39,6 +39,8 @@ def resolve_model_path(model: str | Path | None) -> Path:
         if not DEFAULT_MODEL.is_file():
             raise KdcamError(f"the shipped default model is missing ({DEFAULT_MODEL}); reinstall kdcam or pass --model")
         return DEFAULT_MODEL
+    if not str(model).strip():
+        raise KdcamError(f"empty --model: give an installed model's name ({', '.join(ORDER)}) or a .safetensors student checkpoint")
     if str(model) in ORDER and not Path(model).expanduser().exists():  # a name, not a file of that name
         return zoo_path(str(model))
     path = Path(model).expanduser()
