@@ -50,6 +50,7 @@ def files(tmp_path_factory) -> Path:
     _odd_video(root / "odd.avi")
     cv2.imwrite(str(root / "float.tiff"), rng.random((20, 30, 3)).astype(np.float32))
     os.mkfifo(root / "pipe.png")
+    _animated(root / "pages.tiff", rng)
     (root / "binary.toml").write_bytes(bytes(range(256)))
     (root / "fps-true.toml").write_text("fps = true\n")
     (root / "conf-dir").mkdir()
@@ -61,6 +62,11 @@ def files(tmp_path_factory) -> Path:
 
     (root / "pickled.safetensors").write_bytes(pickle.dumps({"params": {"w": [1.0]}}))
     return root
+
+
+def _animated(path: Path, rng) -> None:
+    """A three-page TIFF (what an animated GIF, APNG or WebP also is to OpenCV: several frames)."""
+    assert cv2.imwritemulti(str(path), [rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(3)])
 
 
 def _odd_video(path: Path) -> None:
@@ -108,6 +114,8 @@ CASES = {
     "a damaged video, partial kept": Case(("sharpen", "{files}/corrupt.avi", "--output", "{files}/o4", "--engine", "onnxruntime",
                                            "--partial"), 1, "kept those 1 frames", exists=("o4/corrupt.avi",)),
     # output that would silently differ from the input
+    "a multi-page image": Case(("sharpen", "{files}/pages.tiff", "--output", "{files}/o11"), 1,
+                               "an animated or multi-page TIFF (3 frames)", absent=("o11/pages.png",)),
     "an odd-sized video": Case(("sharpen", "{files}/odd.avi", "--output", "{files}/o5"), 1, "is 641x481, and video files can only",
                                absent=("o5/odd.avi",)),
     "an odd-sized source, no --size": Case(("start", "--device", "{files}/odd.avi", "--no-vcam", "--max-frames", "2"), 1,

@@ -67,7 +67,19 @@ def read_image(path: Path) -> np.ndarray:
         raise KdcamError(f"{path}: a damaged or unsupported {fmt} file (OpenCV cannot decode it)")
     if image.dtype not in (np.uint8, np.uint16):
         raise KdcamError(f"{path}: a {fmt} of {image.dtype} samples; kdcam sharpens 8- and 16-bit images: convert it first")
+    frames = _frame_count(path)
+    if frames > 1:  # OpenCV decodes the first only: the others would be lost without a word
+        raise KdcamError(f"{path}: an animated or multi-page {fmt} ({frames} frames); kdcam sharpens still images "
+                         f"and videos: make it a video first (e.g. ffmpeg -i {path.name} {path.stem}.mkv)")
     return image
+
+
+def _frame_count(path: Path) -> int:
+    """How many frames or pages an image file holds (GIF, APNG, WebP, TIFF can hold several)."""
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:
+        return 1
 
 
 def _check_file(path: Path) -> None:
