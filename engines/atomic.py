@@ -7,6 +7,7 @@ destination that cannot be written is a one-line error before any work.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
@@ -53,8 +54,8 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     return target
 
 
-def _kept_name(target: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+def _kept_name(target: Path, when: float | None = None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
     for n in range(100):
         candidate = target.with_name(f"{target.stem}.kept-{stamp}{f'-{n}' if n else ''}{target.suffix}")
         if not candidate.exists():
@@ -125,6 +126,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def recover_partials(target: str | os.PathLike, *, keep: bool, idle_s: float = 60.0) -> list[Path]:
+    """Temporary files of ``target`` that a killed writer left (SIGKILL, a power cut: no
+    ``finally`` ran), untouched for ``idle_s`` so no live writer owns them. With ``keep``
+    (what cannot be made again, like a recording) each is renamed to a visible kept name
+    beside the target, else deleted; returns the kept names, or the deleted files."""
+    target = Path(target)
+    done = []
+    for tmp in sorted(target.parent.glob(f".{glob.escape(target.name)}.partial-*")):
+        try:
+            if time.time() - tmp.stat().st_mtime < idle_s:
+                continue
+            if keep:
+                kept = _kept_name(target, tmp.stat().st_mtime)
+                _plain_permissions(tmp)
+                os.replace(tmp, kept)
+                done.append(kept)
+            else:
+                tmp.unlink()
+                done.append(tmp)
+        except OSError:
+            continue  # gone meanwhile, or not ours to move: leave it
+    return done
 
 
 def remove_stale_partials(folder: Path) -> int:

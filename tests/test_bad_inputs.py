@@ -348,3 +348,34 @@ def test_no_room_on_the_disk_is_one_line_not_a_traceback(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err == ("kdcam: error: cannot write runs/x/.student.safetensors.partial-1 (No space left on device); "
                    "free some space and run it again\n")
+
+
+def test_what_a_killed_run_left_is_kept_for_a_recording_and_removed_for_a_remade_file(tmp_path, capsys, monkeypatch):
+    """SIGKILL or a power cut runs no clean-up: the next run finds the hidden temporary file.
+    A recording cannot be made again, so it is renamed to a visible name and said; a
+    sharpened image is made again, so its half is removed. A file still being written (touched
+    within the last minute) is left alone."""
+    import os
+
+    from engines.atomic import recover_partials
+
+    old = time.time() - 3600
+    recording = tmp_path / ".call.mp4.partial-abc123.mp4"
+    recording.write_bytes(b"an hour of a call")
+    os.utime(recording, (old, old))
+    live = tmp_path / ".call.mp4.partial-def456.mp4"
+    live.write_bytes(b"being written now")
+    kept = recover_partials(tmp_path / "call.mp4", keep=True)
+    assert len(kept) == 1 and kept[0].read_bytes() == b"an hour of a call"
+    assert re.fullmatch(r"call\.kept-\d{8}-\d{6}\.mp4", kept[0].name) and live.exists() and not recording.exists()
+
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.zeros((16, 16, 3), np.uint8))
+    half = tmp_path / "out" / ".in.png.partial-xyz.png"
+    half.parent.mkdir()
+    half.write_bytes(b"half a png")
+    os.utime(half, (old, old))
+    code, _, err = run_kdcam(["sharpen", str(image), "--output", str(tmp_path / "out"), "--engine", "onnxruntime"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "removed .in.png.partial-xyz.png, half of in.png left by a killed run" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in.png"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from engines.atomic import check_writable
+from engines.atomic import check_writable, recover_partials
 from engines.errors import KdcamError
 from engines.signals import stop_on_signals
 from vcam.capture import SourceFactory, default_log, describe_source, output_shape, source_factory
@@ -146,6 +146,9 @@ def run_live(
         codec_for(s.output)
         _check_not_the_source(s.output, s.device)
         check_writable(s.output, what="recording")
+        for kept in recover_partials(s.output, keep=True):
+            log(f"kdcam: an earlier recording to {s.output} was cut off (its process was killed); "
+                f"what it wrote is kept as {kept} (it may not play to the end)")
     factory = factory or source_factory(device=s.device, size=s.size, fps=s.fps, loop=s.loop)
     with contextlib.ExitStack() as stack:
         session = _Session(stack, s, engine=engine, factory=factory, sysfs_root=sysfs_root, log=log)

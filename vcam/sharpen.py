@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from engines.atomic import atomic_path, disk_full, why
+from engines.atomic import atomic_path, disk_full, recover_partials, why
 from engines.errors import KdcamError
 from engines.pixels import to_float, to_uint
 from vcam.media import Job, probe, read_image
@@ -149,6 +149,8 @@ def sharpen_files(
         with create_engine(engine, model=model) as runner:
             for job in jobs:
                 try:
+                    for stale in recover_partials(job.dst, keep=False):  # the result is made again now
+                        print(f"kdcam: removed {stale.name}, half of {job.dst.name} left by a killed run", file=sys.stderr)
                     if job.kind == "video":
                         n = sharpen_video(runner, job, strength=strength, partial=partial, progress=progress)
                         print(f"{job.src} -> {job.dst} ({job.detail}, {n} frames)", file=sys.stderr)
