@@ -379,3 +379,18 @@ def test_what_a_killed_run_left_is_kept_for_a_recording_and_removed_for_a_remade
     assert code == 0, err
     assert "removed .in.png.partial-xyz.png, half of in.png left by a killed run" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in.png"]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".m4v", ".mov", ".avi", ".mkv"])
+def test_the_written_video_check_passes_every_complete_video(tmp_path, suffix):
+    """The check that catches a full disk never fails a whole video: every container kdcam
+    writes, one frame or many, at rates that are not whole numbers."""
+    from vcam.recorder import VideoWriter
+
+    for fps, frames in ((29.97, 1), (23.976, 2), (59.94, 301), (7.5, 40)):
+        path = tmp_path / f"v{frames}{suffix}"
+        with VideoWriter(path, width=64, height=48, fps=fps) as writer:
+            for i in range(frames):
+                writer.write(np.full((48, 64, 3), i * 37 % 256, np.uint8))
+        cap = cv2.VideoCapture(str(path))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames, (fps, frames)
