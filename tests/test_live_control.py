@@ -304,3 +304,22 @@ def test_no_terminal_no_keys():
     with open(read, "rb", buffering=0) as stream, TerminalKeys({}, stream=stream, log=print) as keys:
         assert not keys.active
     os.close(write)
+
+
+def test_a_failed_switch_names_the_model_and_keeps_the_running_engine():
+    """A switch that cannot be built says which model and engine, by name (never an object's
+    repr), and the engine that runs stays."""
+    from engines.model.checkpoint import open_model
+    from engines.registry import create_engine
+    from vcam.engine_switch import EngineSwitch
+
+    model = open_model("quality")
+    running = create_engine("onnxruntime", model=model, quiet=True)
+    switch = EngineSwitch(running, engine_name="onnxruntime", model=model, shape=(32, 48, 3), strength=lambda: 1.0)
+    with pytest.raises(KdcamError) as err:
+        switch.switch(None, "no-such-engine")
+    message = str(err.value)
+    assert message.startswith("cannot switch to model quality on engine no-such-engine (unknown engine")
+    assert "ResolvedModel" not in message and "still running the old one" in message
+    assert switch.current() is running
+    switch.close()

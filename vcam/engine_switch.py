@@ -61,7 +61,10 @@ class EngineSwitch:
             new = create_engine(engine_name, model=model, quiet=True)
             warm_up(new, shape=self._shape, strength=self._strength())
         except KdcamError as err:
-            raise KdcamError(f"cannot switch to model {model} on engine {engine_name} ({err}); still running the old one") from None
+            from engines.model.checkpoint import ResolvedModel  # loaded by create_engine already
+
+            shown = model.name if isinstance(model, ResolvedModel) else model  # a name, not a repr
+            raise KdcamError(f"cannot switch to model {shown} on engine {engine_name} ({err}); still running the old one") from None
         old = self._current
         self._swapped.clear()
         self._pending = new
