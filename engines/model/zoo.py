@@ -13,8 +13,9 @@ from pathlib import Path
 from engines.errors import KdcamError
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
-#: the installed models, best first: `quality` (the default where it keeps up), `fast` (for 1080p on
-#: CPUs without bf16); ``--model auto`` picks the best one that fits the frame budget (vcam.model_choice)
+#: the installed models, best first: `quality` (the default where it keeps up), `fast` (about 1.4x its
+#: speed, for smaller CPUs and 1080p); ``--model auto`` picks the best one that fits the frame budget
+#: (vcam.model_choice), else the fastest
 ORDER = ("quality", "fast")
 DEFAULT_NAME = ORDER[0]
 
