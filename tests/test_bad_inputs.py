@@ -394,3 +394,22 @@ def test_the_written_video_check_passes_every_complete_video(tmp_path, suffix):
                 writer.write(np.full((48, 64, 3), i * 37 % 256, np.uint8))
         cap = cv2.VideoCapture(str(path))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames, (fps, frames)
+
+
+def test_a_phone_jpeg_comes_out_the_way_viewers_show_it(tmp_path, capsys, monkeypatch):
+    """A JPEG whose EXIF orientation says "rotate 90 degrees clockwise" is written upright: the
+    PNG has no EXIF, so writing the stored pixels would show the photo on its side."""
+    from PIL import Image
+
+    stored = np.full((30, 60, 3), 40, np.uint8)
+    stored[:, :10] = 220  # a bright left edge, which is the top once turned upright
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    code, _, err = run_kdcam(["sharpen", str(tmp_path / "phone.jpg"), "--output", str(tmp_path / "out"),
+                              "--engine", "onnxruntime", "--strength", "0"], capsys, monkeypatch)
+    assert code == 0, err
+    out = cv2.imread(str(tmp_path / "out" / "phone.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (60, 30, 3)
+    assert out[:10].mean() > 180 and out[15:].mean() < 80

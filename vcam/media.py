@@ -54,15 +54,19 @@ def _cut_short(data: bytes, fmt: str) -> bool:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """The image as OpenCV decodes it unchanged (8 or 16 bits, 1, 3 or 4 channels), or a
-    one-line KdcamError that says which of the usual failures it is."""
+    """The image as OpenCV decodes it unchanged (8 or 16 bits, 1, 3 or 4 channels; a JPEG
+    turned upright by its EXIF orientation, as viewers show it), or a one-line KdcamError
+    that says which of the usual failures it is."""
     data = _read_bytes(path)
     fmt = _image_format(data[:16], path)
     if fmt is None:
         raise KdcamError(f"{path}: not an image or video OpenCV can read (unknown format)")
     if _cut_short(data, fmt):
         raise KdcamError(f"{path}: the {fmt} file is cut short (truncated); copy or export it again")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    # IMREAD_UNCHANGED keeps depth, channels and alpha but ignores the EXIF orientation, so a
+    # phone's JPEG would come out on its side; a JPEG has no alpha, so it is read upright.
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None or image.size == 0:
         raise KdcamError(f"{path}: a damaged or unsupported {fmt} file (OpenCV cannot decode it)")
     if image.dtype not in (np.uint8, np.uint16):
