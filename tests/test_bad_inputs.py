@@ -160,6 +160,8 @@ CASES = {
                               "unknown engine 'vulkan'"),
     "a missing video": Case(("start", "--device", "{files}/nope.mp4", "--no-vcam", "--max-frames", "2"), 1,
                             "no camera or video file"),
+    "a still image as the camera": Case(("start", "--device", "{files}/good.png", "--no-vcam", "--max-frames", "2"), 1,
+                                        "is a still image, not a video"),
     "an empty video": Case(("start", "--device", "{files}/empty.png", "--no-vcam", "--max-frames", "2"), 1, "cannot read video file"),
 }
 

@@ -246,6 +246,9 @@ def open_video(path_or_url: str, *, loop: bool, fps: float, pace_fps: float | No
     is_url = "://" in path_or_url
     if not is_url and not Path(path_or_url).is_file():
         raise KdcamError(f"no camera or video file '{path_or_url}': give a camera index (see `kdcam devices`), an existing video file or a URL")
+    if not is_url and cv2.haveImageReader(path_or_url) and cv2.imcount(path_or_url) <= 1:
+        raise KdcamError(f"'{path_or_url}' is a still image, not a video: give a camera index, a video file or a URL "
+                         "(`kdcam sharpen` sharpens images)")
     cap = cv2.VideoCapture(path_or_url, cv2.CAP_FFMPEG)
     first = _read_first_frame(cap) if cap.isOpened() else None
     if first is None:
