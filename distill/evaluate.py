@@ -28,7 +28,7 @@ from distill.config import EvaluateConfig
 from distill.data import list_images, load_images
 from distill.degrade import degrade, get_preset
 from distill.report import detail_crop, make_grid, print_tables, results_markdown
-from engines.atomic import atomic_path, atomic_write_text
+from engines.atomic import atomic_path, atomic_write_text, check_writable
 from engines.classical import laplacian_sharpen, unsharp_mask
 from engines.errors import KdcamError
 from engines.pixels import to_float, to_uint
@@ -178,6 +178,7 @@ def evaluate(
     table.update(methods or {})
     if not table:
         raise KdcamError("no methods to evaluate; pass methods or keep the builtin rows")
+    check_writable(Path(out_dir) / "results.json", what="results")  # before the work, not after it
     images, paths, skipped = _load(images_dir, max_images, max_side)
     names = [p.name for p in paths]
     out_dir = Path(out_dir)

@@ -136,6 +136,11 @@ CASES = {
     "a config folder": Case(("start", "--config", "{files}/conf-dir"), 1, "is a folder"),
     "fps = true": Case(("start", "--config", "{files}/fps-true.toml", "--device", V, "--no-vcam", "--max-frames", "2"), 1,
                        "bad 'fps' in"),
+    "a bench report that cannot be written": Case(("bench", "--sizes", "64x64", "--engine", "onnxruntime", "--no-srcnn",
+                                                   "--json", "/etc/passwd/bench.json"), 1, "/etc/passwd is a file",
+                                                  extra={"stdout": ""}),  # refused before the bench ran
+    "evaluation results that cannot be written": Case(("distill", "evaluate", "--data", "{files}/a", "--out", "/etc/passwd/ev"), 1,
+                                                      "cannot write the results /etc/passwd/ev/results.json"),
     "a negative bench duration": Case(("bench", "--pipeline", "--source", V, "--seconds", "-1"), 1, "bad --seconds -1.0"),
     "a negative /dev/video number": Case(("setup", "--video-nr", "-3"), 1, "bad --video-nr -3"),
     "a camera name v4l2loopback cannot take": Case(("setup", "--camera-name", "a,b"), 1, "cannot take ','"),
@@ -186,6 +191,8 @@ def test_bad_input(name, files, capsys, monkeypatch, tmp_path):
         assert phrase in err, (phrase, err)
     if "not" in case.extra:
         assert case.extra["not"] not in err, err
+    if "stdout" in case.extra:
+        assert out == case.extra["stdout"], out
     after = _snapshot(files)
     assert {k: v for k, v in after.items() if k in before} == before, "an input changed"
     assert not [k for k in after if ".partial-" in k or ".probe-" in k], "a partial file was left"

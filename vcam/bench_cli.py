@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engines.atomic import atomic_write_text
+from engines.atomic import atomic_write_text, check_writable
 from engines.registry import ENGINE_NAMES
 
 
@@ -31,6 +31,9 @@ def bench(
     from vcam.config import parse_size
     from engines.errors import KdcamError
 
+    for path in (json_out, markdown_out):
+        if path is not None:
+            check_writable(path)  # before the run, not after it
     if pipeline:
         from vcam.pipeline_bench import run_pipeline_bench
 
