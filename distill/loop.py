@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from distill.config import LoopConfig
 from distill.distributed import DistInfo, barrier, broadcast_error, reduce_means
 from distill.sampler import StepBatches
-from engines.atomic import atomic_write_text, remove_stale_partials
+from engines.atomic import atomic_write_text, check_writable, remove_stale_partials
 from engines.errors import KdcamError
 from engines.options import as_settings, resumable_names
 
@@ -175,9 +175,12 @@ class Run:
 
         problem, state = None, None
         if self.info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            remove_stale_partials(self.out)
-        if self.state_path.is_file():
+            try:
+                check_writable(self.state_path, what="training run")  # makes the folder
+                remove_stale_partials(self.out)
+            except KdcamError as err:
+                problem = str(err)
+        if problem is None and self.state_path.is_file():
             try:
                 state = load_train_state(self.state_path)
                 self._check_resume(state.settings)

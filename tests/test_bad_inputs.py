@@ -141,6 +141,10 @@ CASES = {
                                                   extra={"stdout": ""}),  # refused before the bench ran
     "evaluation results that cannot be written": Case(("distill", "evaluate", "--data", "{files}/a", "--out", "/etc/passwd/ev"), 1,
                                                       "cannot write the results /etc/passwd/ev/results.json"),
+    "a training run under a file": Case(("distill", "train", "--data", "{files}/a", "--out", "/etc/passwd/tr", "--steps", "1"), 1,
+                                        "cannot write the training run /etc/passwd/tr/"),
+    "a teacher run under a file": Case(("distill", "fit-teacher", "--data", "{files}/a", "--out", "/etc/passwd/ft", "--steps", "1"),
+                                       1, "cannot write the training run /etc/passwd/ft/"),
     "a negative bench duration": Case(("bench", "--pipeline", "--source", V, "--seconds", "-1"), 1, "bad --seconds -1.0"),
     "a negative /dev/video number": Case(("setup", "--video-nr", "-3"), 1, "bad --video-nr -3"),
     "a camera name v4l2loopback cannot take": Case(("setup", "--camera-name", "a,b"), 1, "cannot take ','"),
