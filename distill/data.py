@@ -160,6 +160,10 @@ def file_weights(paths: Sequence[str | Path]) -> list[float]:
     return [file_weight(p) for p in paths]
 
 
+#: the largest training crop: bigger ones are whole frames, and allocate gigabytes when a photo is padded to them
+MAX_CROP = 2048
+
+
 class PatchDataset(Dataset):
     """Random degraded/clean patch pairs cut from in-memory images.
 
@@ -191,8 +195,8 @@ class PatchDataset(Dataset):
     ) -> None:
         if not images:
             raise KdcamError("no training images; point the data folder at a folder of photos")
-        if crop < 8:
-            raise KdcamError(f"crop must be at least 8 pixels, not {crop}")
+        if not 8 <= crop <= MAX_CROP:
+            raise KdcamError(f"crop must be 8 to {MAX_CROP} pixels (a patch of a photo, e.g. 128-512), not {crop}")
         if weights is not None and len(weights) != len(images):
             raise KdcamError(f"got {len(weights)} weights for {len(images)} images; pass one weight per image")
         if repeats < 1:

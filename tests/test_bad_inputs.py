@@ -145,6 +145,8 @@ CASES = {
                                         "cannot write the training run /etc/passwd/tr/"),
     "a teacher run under a file": Case(("distill", "fit-teacher", "--data", "{files}/a", "--out", "/etc/passwd/ft", "--steps", "1"),
                                        1, "cannot write the training run /etc/passwd/ft/"),
+    "a crop bigger than any photo": Case(("distill", "train", "--data", "{files}/a", "--out", "{files}/tr", "--steps", "1",
+                                          "--crop", "100000"), 1, "crop must be 8 to 2048 pixels", absent=("tr/student.safetensors",)),
     "a negative bench duration": Case(("bench", "--pipeline", "--source", V, "--seconds", "-1"), 1, "bad --seconds -1.0"),
     "a negative /dev/video number": Case(("setup", "--video-nr", "-3"), 1, "bad --video-nr -3"),
     "a camera name v4l2loopback cannot take": Case(("setup", "--camera-name", "a,b"), 1, "cannot take ','"),
