@@ -241,12 +241,24 @@ def open_camera(index: int, *, size: tuple[int, int] | None, fps: float, dev_roo
     return CvSource(cap, first, name=f"camera {index}", finite=False, loop=False, pace_fps=None)
 
 
+def _still_image(path: str) -> bool:
+    """An image file with one frame (a raw Motion-JPEG stream also starts like a JPEG, but
+    has more)."""
+    if not cv2.haveImageReader(path):
+        return False
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        return not (cap.grab() and cap.grab())
+    finally:
+        cap.release()
+
+
 def open_video(path_or_url: str, *, loop: bool, fps: float, pace_fps: float | None = None) -> CvSource:
     """Open a video file (paced at its own fps, else ``fps``) or a stream URL (live)."""
     is_url = "://" in path_or_url
     if not is_url and not Path(path_or_url).is_file():
         raise KdcamError(f"no camera or video file '{path_or_url}': give a camera index (see `kdcam devices`), an existing video file or a URL")
-    if not is_url and cv2.haveImageReader(path_or_url) and cv2.imcount(path_or_url) <= 1:
+    if not is_url and _still_image(path_or_url):
         raise KdcamError(f"'{path_or_url}' is a still image, not a video: give a camera index, a video file or a URL "
                          "(`kdcam sharpen` sharpens images)")
     cap = cv2.VideoCapture(path_or_url, cv2.CAP_FFMPEG)
