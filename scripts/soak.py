@@ -5,9 +5,10 @@
 
 Runs ``kdcam start --device VIDEO --loop --size SIZE --fps 30 --no-vcam --output REC
 --duration S`` as its own process (the video file, scaled and looped, stands in for a
-camera; it is first copied with its frames re-timed to ``--fps``, so, like a 30 fps camera,
-it gives a new frame on every tick and every frame is sharpened), samples its resident memory every few seconds, reads its live stats lines, and
-at the end checks what a user needs from a long call:
+camera; it is first copied with its frames re-timed to ``--fps``, so, like a 30 fps
+camera, it gives a new frame on every tick and every frame is sharpened), samples its
+resident memory every few seconds, reads its live stats lines, and at the end checks what
+a user needs from a long call:
 
 * memory is flat: the resident size at the end is within ``--rss-slack-mb`` of the size
   after the first minute (no leak per frame);
