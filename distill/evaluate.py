@@ -178,10 +178,10 @@ def evaluate(
     table.update(methods or {})
     if not table:
         raise KdcamError("no methods to evaluate; pass methods or keep the builtin rows")
-    check_writable(Path(out_dir) / "results.json", what="results")  # before the work, not after it
+    out_dir = Path(out_dir)
+    check_writable(out_dir / "results.json", what="results")  # before the work, not after it
     images, paths, skipped = _load(images_dir, max_images, max_side)
     names = [p.name for p in paths]
-    out_dir = Path(out_dir)
 
     speed: dict[str, dict[str, float | None]] = {name: dict.fromkeys(TIMING_FRAMES) for name in table}
     if timing:

@@ -63,6 +63,19 @@ def _kept_name(target: Path, when: float | None = None) -> Path:
     return target.with_name(f"{target.stem}.kept-{stamp}-{os.getpid()}{target.suffix}")
 
 
+def _keep(tmp: Path, target: Path, when: float | None = None) -> Path:
+    """Rename the temporary file ``tmp`` of ``target`` to a visible kept name beside it."""
+    kept = _kept_name(target, when)
+    _plain_permissions(tmp)
+    os.replace(tmp, kept)
+    return kept
+
+
+def _partial_prefix(target: Path) -> str:
+    """How the temporary files of ``target`` begin (hidden, and named after it)."""
+    return f".{target.name}.partial-"
+
+
 def _plain_permissions(path: Path) -> None:
     """mkstemp makes 0600 files (and some writers recreate the file): give the result the
     permissions a plain open() would."""
@@ -86,7 +99,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     """
     target = check_writable(path, what=what)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.partial-",
+        fd, tmp_name = tempfile.mkstemp(prefix=_partial_prefix(target),
                                         suffix=target.suffix if suffix is None else suffix, dir=target.parent)
     except OSError as err:
         raise KdcamError(f"cannot write the {what} {target} ({why(err)}); choose another path") from None
@@ -97,10 +110,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
             yield tmp
         except KdcamError as err:
             if keep_on_failure and tmp.exists() and tmp.stat().st_size > 0:
-                kept = _kept_name(target)
-                _plain_permissions(tmp)
-                os.replace(tmp, kept)
-                raise KdcamError(f"{err}; what was written is kept as {kept}") from None
+                raise KdcamError(f"{err}; what was written is kept as {_keep(tmp, target)}") from None
             raise
         _plain_permissions(tmp)
         try:
@@ -108,9 +118,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
         except OSError as err:
             if not keep_on_failure:
                 raise KdcamError(f"cannot write the {what} {target} ({why(err)})") from None
-            kept = _kept_name(target)
-            os.replace(tmp, kept)
-            raise KdcamError(f"cannot put the {what} at {target} ({why(err)}); it is kept as {kept}") from None
+            raise KdcamError(f"cannot put the {what} at {target} ({why(err)}); it is kept as {_keep(tmp, target)}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -135,15 +143,12 @@ def recover_partials(target: str | os.PathLike, *, keep: bool, idle_s: float = 6
     beside the target, else deleted; returns the kept names, or the deleted files."""
     target = Path(target)
     done = []
-    for tmp in sorted(target.parent.glob(f".{glob.escape(target.name)}.partial-*")):
+    for tmp in sorted(target.parent.glob(glob.escape(_partial_prefix(target)) + "*")):
         try:
             if time.time() - tmp.stat().st_mtime < idle_s:
                 continue
             if keep:
-                kept = _kept_name(target, tmp.stat().st_mtime)
-                _plain_permissions(tmp)
-                os.replace(tmp, kept)
-                done.append(kept)
+                done.append(_keep(tmp, target, tmp.stat().st_mtime))
             else:
                 tmp.unlink()
                 done.append(tmp)

@@ -113,10 +113,8 @@ class _Session:
 
 
 def _check_not_the_source(output: Path, device: int | str) -> None:
-    source = Path(str(device))
-    if isinstance(device, str) and source.is_file() and (
-        output.resolve() == source.resolve() or (output.exists() and os.path.samefile(output, source))
-    ):
+    # samefile: the same file by any path, through links too
+    if isinstance(device, str) and Path(device).is_file() and output.exists() and os.path.samefile(output, device):
         raise KdcamError(f"--output {output} is the video being played (--device {device}): the recording would replace "
                          "it; give the recording another name")
 
