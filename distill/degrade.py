@@ -14,12 +14,14 @@ import numpy as np
 
 from distill.degrade_ops import (
     JPEG,
+    CameraDenoise,
     Compose,
     Degradation,
     Denoise,
     DiskBlur,
     GaussianBlur,
     Identity,
+    IspSharpen,
     Maybe,
     MotionBlur,
     Noise,
@@ -35,11 +37,9 @@ from engines.errors import KdcamError
 # --------------------------------------------------------------------------- presets
 
 
-def _camera() -> Degradation:
-    """What kdcam actually sees: the sender's camera frame, before any call codec.
-
-    Each stage is one thing a webcam does to a frame, in the order it happens, with the
-    range that webcams show:
+def _soft_camera() -> Degradation:
+    """An ordinary webcam in ordinary light. Each stage is one thing a webcam does to a frame,
+    in the order it happens, with the range that webcams show:
 
     * optics: a soft lens or a slightly missed focus (Gaussian sigma 0.5-1.8: a 720p webcam
       lens is rarely sharper than sigma 0.5 and past 1.8 the frame is visibly out of focus),
@@ -53,22 +53,86 @@ def _camera() -> Degradation:
     * the ISP's noise reduction (an edge-preserving smoothing that also flattens texture),
       on 25%;
     * the camera's MJPEG (quality 70-95, what UVC webcams send at 720p and above), on 85%.
-
-    And 8% of the crops are left entirely untouched: a perfect frame must come out as it went in.
     """
     optics = RandomChoice(
         [GaussianBlur(sigma=(0.5, 1.8)), DiskBlur(radius=(0.8, 2.5)), MotionBlur(length=(1.5, 5.0)),
          GaussianBlur(sigma=(0.0, 0.4)), Identity()],
         weights=[0.45, 0.12, 0.08, 0.15, 0.20],
     )
-    chain = Compose([
+    return Compose([
         optics,
         Maybe(Resize(factor=(1.2, 2.0), down=("area", "bicubic"), up=("bicubic", "bilinear")), p=0.35),
         Maybe(Noise(read=(0.0, 0.010), shot=(0.0, 0.00006), luma_fraction=(0.7, 0.95)), p=0.6),
         Maybe(Denoise(strength=(0.02, 0.08), radius=(0.8, 2.0)), p=0.25),
         Maybe(JPEG(quality=(70, 95)), p=0.85),
     ])
-    return RandomChoice([Identity(), chain], weights=[0.08, 0.92])
+
+
+def _dim() -> Degradation:
+    """A dim room (an evening call, a lamp behind the screen): the camera opens its exposure
+    and raises its gain, then hides the noise.
+
+    * a long exposure (1/15-1/30 s): a small motion blur of 1-4 px on 60% of the frames, from
+      a head that moves a little while the shutter is open (more than 4 px is visible
+      smearing, which auto-exposure avoids by raising gain instead);
+    * sensor noise at high gain: sigma 3-8 levels (8-bit), 80-95% of it in luma (webcam ISPs
+      suppress chroma noise hardest), a little signal-dependent shot noise;
+    * the camera's own denoiser, of a random kind and strength (``CameraDenoise``: bilateral,
+      non-local means, or a light blur; tuned for 2.5-9 levels, so it may leave noise or
+      flatten texture), on 90% (a few cameras send the noise through);
+    * MJPEG at quality 70-92 (a dim frame's noise costs bits, so the camera's encoder works
+      harder than in daylight).
+    """
+    return Compose([
+        Maybe(MotionBlur(length=(1.0, 4.0), angle=(0.0, 180.0)), p=0.6),
+        Noise(read=(3 / 255, 8 / 255), shot=(0.0, 0.00004), luma_fraction=(0.8, 0.95)),
+        Maybe(CameraDenoise(), p=0.9),
+        JPEG(quality=(70, 92)),
+    ])
+
+
+def _isp_sharpened() -> Degradation:
+    """A camera that already sharpens: its ISP boosts a soft lens's edges before MJPEG.
+
+    * the soft optics it compensates (Gaussian sigma 0.4-1.2), with light sensor noise
+      (0-2 levels) on 60%, which the boost then amplifies as a real ISP does;
+    * the boost (``IspSharpen``, an unsharp mask on luma): crisp on 60% of the frames (sigma
+      0.6-1.2, amount 0.3-1.0, the look of a good webcam) and halo-prone on 40% (sigma 1.5-3,
+      amount 0.8-2.0: bright and dark rims along edges, the look of a cheap one);
+    * MJPEG at quality 70-95.
+
+    The reference is the untouched photo, so the right answer is to leave the frame or to
+    soften its halos, never to add more.
+    """
+    return Compose([
+        GaussianBlur(sigma=(0.4, 1.2)),
+        Maybe(Noise(read=(0.0, 2 / 255), shot=(0.0, 0.00003), luma_fraction=(0.8, 0.95)), p=0.6),
+        RandomChoice([IspSharpen(sigma=(0.6, 1.2), amount=(0.3, 1.0)), IspSharpen(sigma=(1.5, 3.0), amount=(0.8, 2.0))],
+                     weights=[0.6, 0.4]),
+        JPEG(quality=(70, 95)),
+    ])
+
+
+#: the shares of the ``camera`` mix (see ``_camera``)
+CAMERA_SHARES = {"untouched": 0.08, "soft-camera": 0.62, "dim": 0.18, "isp-sharpened": 0.12}
+
+
+def _camera() -> Degradation:
+    """What kdcam actually sees: the sender's camera frame, before any call codec.
+
+    One of four kinds of frame, in the shares of ``CAMERA_SHARES``:
+
+    * 8% untouched: a perfect frame must come out as it went in;
+    * 62% an ordinary webcam in ordinary light (``_soft_camera``: soft optics or a missed
+      focus, a sensor mode scaled up, light noise and the ISP's denoise, MJPEG), a third of
+      which has sharp optics, so the model learns to leave those alone;
+    * 18% a dim room (``_dim``: the most common place for an evening call, and the frame that
+      gains least from a plain sharpener: heavy noise under the camera's own denoiser);
+    * 12% a camera that already sharpens (``_isp_sharpened``): the do-no-harm case of the
+      mix, where adding more sharpening is always wrong.
+    """
+    kinds = {"untouched": Identity(), "soft-camera": _soft_camera(), "dim": _dim(), "isp-sharpened": _isp_sharpened()}
+    return RandomChoice([kinds[name] for name in CAMERA_SHARES], weights=list(CAMERA_SHARES.values()))
 
 
 def _webcam() -> Degradation:
@@ -132,6 +196,9 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     # the sender's camera frame (soft optics, noise, ISP, MJPEG, a share of sharp frames):
     # the training mix of the default
     "camera": _camera,
+    # the two kinds of frame of the camera mix that plain sharpeners get wrong, scored on their own
+    "dim": _dim,
+    "isp-sharpened": _isp_sharpened,
     # the photo untouched: sharpening it must change (almost) nothing
     "clean": Identity,
     # not a camera's damage but soft content (a soft subject, a soft photo): applied to the REFERENCE of a

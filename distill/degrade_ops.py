@@ -266,6 +266,69 @@ class Denoise(Degradation):
 
 
 @dataclass
+class CameraDenoise(Degradation):
+    """A dim-light camera's noise reduction, of a kind drawn per call from ``kinds``.
+
+    ``strength`` is the noise level the denoiser is tuned for (sigma in [0, 1] units; a camera
+    does not know the true noise of a frame, so it is drawn apart from the noise itself) and
+    ``radius`` its spatial reach in pixels:
+
+    * ``bilateral``: edge-preserving (intensity range 3 x ``strength``), as :class:`Denoise`;
+    * ``nlmeans``: non-local means on the luma plane (OpenCV's ``fastNlMeansDenoising``, filter
+      strength 1.2 x the tuned sigma), what better ISPs run: it flattens texture into patches
+      and keeps edges;
+    * ``blur``: a light Gaussian (sigma 0.6 x ``radius``), the cheapest ISPs' answer to noise.
+    """
+
+    kinds: Sequence[str] = ("bilateral", "nlmeans", "blur")
+    strength: Range = (0.01, 0.035)
+    radius: Range = (0.8, 1.8)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        kind = _pick(self.kinds, rng)
+        strength, radius = _draw(self.strength, rng), _draw(self.radius, rng)
+        if kind == "bilateral":
+            size = 2 * max(1, int(math.ceil(2.0 * radius))) + 1
+            return finish(cv2.bilateralFilter(image, size, 3.0 * strength, radius, borderType=cv2.BORDER_REFLECT_101))
+        if kind == "blur":
+            sigma = 0.6 * radius
+            size = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
+            return finish(cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma,
+                                           borderType=cv2.BORDER_REFLECT_101))
+        if kind == "nlmeans":
+            ycc = cv2.cvtColor(to_uint(image), cv2.COLOR_BGR2YCrCb)
+            ycc[..., 0] = cv2.fastNlMeansDenoising(np.ascontiguousarray(ycc[..., 0]), None, h=1.2 * 255.0 * strength,
+                                                   templateWindowSize=5, searchWindowSize=11)
+            return finish(to_float(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)))
+        raise ValueError(f"CameraDenoise: unknown kind {kind!r}")
+
+    def describe(self) -> str:
+        return f"camera denoise ({'/'.join(self.kinds)}) tuned sigma {_fmt(self.strength)} radius {_fmt(self.radius)}"
+
+
+@dataclass
+class IspSharpen(Degradation):
+    """A camera ISP's own sharpening: an unsharp mask on luma, ``y + amount * (y - blur_sigma(y))``.
+
+    Small ``sigma`` with a moderate ``amount`` is the crisp look of a good webcam; a large
+    ``sigma`` or ``amount`` leaves bright and dark halos along edges (the overshoot is not
+    clipped before the 8-bit output, as in an ISP). Chroma is left alone."""
+
+    sigma: Range = (0.8, 2.0)
+    amount: Range = (0.3, 1.2)
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        sigma, amount = _draw(self.sigma, rng), _draw(self.amount, rng)
+        luma = image @ _LUMA
+        size = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
+        soft = cv2.GaussianBlur(luma, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+        return finish(image + (np.float32(amount) * (luma - soft))[..., None])
+
+    def describe(self) -> str:
+        return f"ISP sharpen sigma {_fmt(self.sigma)} amount {_fmt(self.amount)}"
+
+
+@dataclass
 class JPEG(Degradation):
     """JPEG compression at ``quality`` (OpenCV's encoder, 4:2:0 chroma), then decoded."""
 

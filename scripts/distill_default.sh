@@ -26,7 +26,8 @@ ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation P
 QUALITY=${QUALITY:-kd-s4-c24-pa}
 FAST=${FAST:-kd-s4-c16-pa}
 STEPS=${STEPS:-5000}           # student steps (first stage)
-CAMERA_STEPS=${CAMERA_STEPS:-2000}  # the teacher's third stage (camera mix)
+CAMERA_STEPS=${CAMERA_STEPS:-3000}  # the teacher's fourth stage (the camera mix with dim and already-sharpened frames)
+STAGES=${STAGES:-docs/distill/stages}  # committed: every finished teacher stage, and the resumable state of the one running
 FOOTAGE_ITEMS=${FOOTAGE_ITEMS:-1000}  # footage crops the teacher labels
 STUDENT=(--steps "$STEPS" --batch-size 16 --crop "$CROP" --lr 0.002 --grad-clip 0 --loss psnr --degradation camera
          --soft-reference "$SOFT" --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
@@ -34,24 +35,39 @@ GATE=(--train-only gate --alpha 0 --steps 1500 --batch-size 2 --crop 512 --lr 1e
       --degradation camera --soft-reference "$SOFT" --val-every 250 --val-items 24 --ckpt-every 250 --threads 1 --no-progress)
 step=${1:-all}
 
-TEACHER=(--batch-size 8 --crop 96 --val-every 400 --val-items 16 --ckpt-every 100 --log-every 20
-         --threads "$THREADS" --no-progress)
+TEACHER=(--batch-size 8 --crop 96 --ckpt-every 100 --log-every 20 --threads "$THREADS" --no-progress)
+teacher_stage() {  # NAME [fit-teacher options]: one stage of the teacher into $STAGES/NAME, committed
+  # A finished stage (summary.json, no resumable state) is skipped: its best teacher and records are in git, its
+  # optimizer state is not. A stage in progress resumes from its committed train_state.safetensors.
+  local out=$STAGES/$1
+  shift
+  if [[ -f $out/summary.json && ! -f $out/train_state.safetensors ]]; then
+    echo "distill_default: teacher stage $out is finished; skipped" >&2
+    return
+  fi
+  kdcam distill fit-teacher --data "$DATA" --out "$out" "$@" "${TEACHER[@]}"
+  rm -f "$out/train_state.safetensors" "$out/train_state.json" "$out/teacher-last.safetensors"
+}
 if [[ $step == teacher || $step == all ]]; then
   # stage 1 from scratch on the heavy mix; stage 2 fine-tunes it on the `webcam` mix (mild and no damage too);
-  # stage 3 fine-tunes it on the `camera` mix: the sender's own frame, which is what kdcam sharpens
-  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny" --size tiny --steps 2800 --lr 1e-3 \
-    --degradation webcam-heavy "${TEACHER[@]}"
-  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-tiny-ft" --init "$RUNS/teacher-tiny/teacher-best.safetensors" \
-    --steps 2000 --lr 5e-4 --degradation webcam "${TEACHER[@]}"
-  kdcam distill fit-teacher --data "$DATA" --out "$RUNS/teacher-camera" --init "$RUNS/teacher-tiny-ft/teacher-best.safetensors" \
-    --steps "$CAMERA_STEPS" --lr 5e-4 --degradation camera "${TEACHER[@]}"
+  # stage 3 fine-tunes it on the `camera` mix as it was then (soft cameras only, 700 steps); stage 4 goes on
+  # with the `camera` mix that holds dim rooms and cameras that already sharpen. Stages 1 and 2 kept only their
+  # records (their weights were lost with the machine that made them); stage 3 keeps its teacher, the start of 4.
+  teacher_stage teacher-tiny --size tiny --steps 2800 --lr 1e-3 --degradation webcam-heavy --val-every 400 --val-items 16
+  teacher_stage teacher-tiny-ft --init "$STAGES/teacher-tiny/teacher-best.safetensors" --steps 2000 --lr 5e-4 \
+    --degradation webcam --val-every 400 --val-items 16
+  teacher_stage teacher-camera --init "$STAGES/teacher-tiny-ft/teacher-best.safetensors" --steps 700 --lr 5e-4 \
+    --degradation camera --val-every 350 --val-items 16
+  teacher_stage teacher-camera2 --init "$STAGES/teacher-camera/teacher-best.safetensors" --steps "$CAMERA_STEPS" \
+    --lr 5e-4 --degradation camera --val-every 250 --val-items 32
 fi
+TEACHER_BEST=$STAGES/teacher-camera2/teacher-best.safetensors
 
 if [[ $step == label || $step == all ]]; then
-  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-camera-soft" \
+  kdcam distill label --data "$DATA" --teacher "$TEACHER_BEST" --out "$RUNS/labels-camera-soft" \
     --items "$ITEMS" --crop "$CROP" --degradation camera --soft-reference "$SOFT" --threads "$THREADS" --no-progress
   # the footage experiment: the teacher's outputs on real frames, as they are (the camera already degraded them)
-  kdcam distill label --data "$DATA" --teacher "$RUNS/teacher-camera/teacher-best.safetensors" --out "$RUNS/labels-footage" \
+  kdcam distill label --data "$DATA" --teacher "$TEACHER_BEST" --out "$RUNS/labels-footage" \
     --footage "$FOOTAGE" --footage-every 3 --items "$FOOTAGE_ITEMS" --crop "$CROP" --degradation clean --threads "$THREADS" --no-progress
 fi
 
@@ -97,7 +113,8 @@ if [[ $step == ship || $step == all ]]; then
   gate "$quality"; gate "$fast"; wait_all
   gate quality-alpha0; gate "$counterpart"; wait_all
   python scripts/ship_default.py --member "quality=$RUNS/$quality-gate" --member "fast=$RUNS/$fast-gate" \
-    --teacher-run "$RUNS/teacher-tiny" --teacher-run "$RUNS/teacher-tiny-ft" --teacher-run "$RUNS/teacher-camera" \
+    --teacher-run "$STAGES/teacher-tiny" --teacher-run "$STAGES/teacher-tiny-ft" --teacher-run "$STAGES/teacher-camera" \
+    --teacher-run "$STAGES/teacher-camera2" \
     --ablation "$RUNS/quality-alpha0-gate" --footage "$RUNS/$counterpart-gate" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
     --eval-data "$EVAL" --sources ../shared/data/SOURCES.md --report docs/distill
   python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json

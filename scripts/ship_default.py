@@ -19,11 +19,13 @@ the alpha choice and the footage experiment, written by ``scripts/distill_defaul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 from distill.config import EvaluateConfig
+from distill.degrade import get_preset
 from distill.evaluate import evaluate_models
 from distill.export import export_student
 from distill.report import results_markdown
@@ -60,6 +62,33 @@ def copy_run_record(run: Path, report_dir: Path, name: str) -> None:
             shutil.copyfile(run / src, report_dir / dst)
 
 
+def evaluate_changed(config: EvaluateConfig, previous: Path) -> dict:
+    """``--reuse-eval``: the models are the files of the last run, so only the presets that
+    ``previous`` lacks, or whose degradation has changed since (its description differs), are
+    scored again, without timing (the speeds of the last run stay); the rest is reused."""
+    if not previous.is_file():
+        return evaluate_models(config)
+    report = json.loads(previous.read_text())
+    methods = ["input", "unsharp", "laplacian", "teacher", *(entry.split("=", 1)[0] for entry in config.student)]
+    if report["methods"] != methods:
+        raise SystemExit(f"--reuse-eval: {previous} scored {report['methods']}, not {methods}; run without --reuse-eval")
+    stale = [p for p in config.preset_list()
+             if report["presets"].get(p, {}).get("description") != get_preset(p).describe()]
+    if stale:
+        print(f"ship_default: scoring again {', '.join(stale)} (new or changed); reusing the rest", flush=True)
+        fresh = evaluate_models(dataclasses.replace(config, presets=",".join(stale), timing=False))
+        if fresh["images"] != report["images"]:
+            raise SystemExit("--reuse-eval: the evaluation photos changed; run without --reuse-eval")
+        for block in fresh["presets"].values():
+            for name, row in block["methods"].items():
+                row.update(report["speed"][name])  # the last run's speeds: same files, same machine
+        report["presets"].update(fresh["presets"])
+    report["presets"] = {p: report["presets"][p] for p in config.preset_list()}
+    atomic_write_text(previous, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(previous.with_name("results.md"), results_markdown(report))
+    return report
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--member", action="append", required=True, help="NAME=RUN, best first (repeatable)")
@@ -73,7 +102,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--sources", type=Path, required=True, help="SOURCES.md of the training photos")
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "distill")
     ap.add_argument("--label-items", type=int, help="how many crops the teacher labelled (for the cards)")
-    ap.add_argument("--reuse-eval", action="store_true", help="take the numbers from the report's results.json")
+    ap.add_argument("--reuse-eval", action="store_true",
+                    help="the models are those of the last run: score only the presets that results.json lacks or "
+                         "whose degradation changed, reuse the rest")
     return ap.parse_args()
 
 
@@ -99,12 +130,9 @@ def main() -> None:
     for name, run in extra.items():
         rows[name] = export_student(output=out / f"student-{name}.safetensors", run=run, onnx=False)["checkpoint"]
         copy_run_record(run, out, f"student-{name}")
-    if args.reuse_eval and (out / "results.json").is_file():  # the same files as last time: rewrite the text only
-        report = json.loads((out / "results.json").read_text())
-        atomic_write_text(out / "results.md", results_markdown(report))
-    else:
-        report = evaluate_models(EvaluateConfig(data=args.eval_data, out=out, presets=",".join(PRESETS),
-                                                teacher=f"teacher={shipped_teacher}", student=[f"{n}={p}" for n, p in rows.items()]))
+    config = EvaluateConfig(data=args.eval_data, out=out, presets=",".join(PRESETS), teacher=f"teacher={shipped_teacher}",
+                            student=[f"{n}={p}" for n, p in rows.items()])
+    report = evaluate_changed(config, out / "results.json") if args.reuse_eval else evaluate_models(config)
     n_images = report["num_images"]
     metrics = {p: {m: {k: v.get(k) for k in ("psnr", "ssim", "fps_720p", "fps_1080p", "total_s")}
                    for m, v in report["presets"][p]["methods"].items()} for p in PRESETS}

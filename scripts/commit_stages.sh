@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Commit the teacher's stage folders (docs/distill/stages): every finished stage's teacher and records, and the
+# resumable state of the stage in progress, so that a session that ends, on a machine that is not kept, loses at
+# most the steps since the last commit. Commits those paths only, whatever else is staged.
+#
+#   bash scripts/commit_stages.sh                                   # once
+#   while sleep 1500; do bash scripts/commit_stages.sh; done &      # every 25 minutes while a stage runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGES=${STAGES:-docs/distill/stages}
+git add -A -- "$STAGES"
+if git diff --cached --quiet -- "$STAGES"; then
+  echo "commit_stages: nothing new in $STAGES" >&2
+  exit 0
+fi
+steps=$(for log in "$STAGES"/*/log.jsonl; do
+  [[ -f $log ]] && printf '%s %s; ' "$(basename "$(dirname "$log")")" "$(tail -n 1 "$log" | sed -E 's/.*"step": ([0-9]+).*/step \1/')"
+done)
+git commit -q -m "Teacher stages checkpoint: ${steps%; }" -- "$STAGES"
+git log -1 --oneline
