@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engines.errors import KdcamError
@@ -86,7 +86,7 @@ def _plain_permissions(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str = "output",
-                keep_on_failure: bool = False) -> Iterator[Path]:
+                keep_on_failure: bool | Callable[[], bool] = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     ``suffix`` defaults to the target's own suffix, so writers that pick a format from
@@ -95,7 +95,10 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     On an exception the temporary file is removed. If the final rename fails, the result is
     removed too, or with ``keep_on_failure`` (for what cannot be made again, like a
     recording) kept under a visible name beside the target that the error names; so is what
-    was written before a KdcamError (a recording the disk had no room for).
+    was written before an error (a recording the disk had no room for): a KdcamError then
+    names the kept file. ``keep_on_failure`` may be a callable, asked at the time of the
+    failure (a recording with no frames yet is not worth keeping). On an error the target
+    is never replaced.
     """
     target = check_writable(path, what=what)
     try:
@@ -108,9 +111,12 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     try:
         try:
             yield tmp
-        except KdcamError as err:
-            if keep_on_failure and tmp.exists() and tmp.stat().st_size > 0:
-                raise KdcamError(f"{err}; what was written is kept as {_keep(tmp, target)}") from None
+        except BaseException as err:
+            keep = keep_on_failure() if callable(keep_on_failure) else keep_on_failure
+            if keep and tmp.exists() and tmp.stat().st_size > 0:
+                kept = _keep(tmp, target)
+                if isinstance(err, KdcamError):
+                    raise KdcamError(f"{err}; what was written is kept as {kept}") from None
             raise
         _plain_permissions(tmp)
         try:

@@ -1,9 +1,10 @@
 """``kdcam start``: open everything one live session needs, run the stages, shut down cleanly.
 
 Opened cheapest first, so a typo or a missing camera fails before the engine loads: the
-source, the virtual camera, the engine (switchable while running), the recording, then
-the live controls (``vcam.controls``): terminal keys, the preview window and the
-``kdcam ctl`` socket. Ctrl-C, SIGTERM, SIGHUP and the ``q`` key only set the stop event:
+instance lock (the ``kdcam ctl`` socket), the source, the virtual camera, the engine
+(switchable while running); only then, once every check has passed (``vcam.readiness``),
+the recording; then the live controls (``vcam.controls``): terminal keys and the preview
+window. A refused start leaves every existing file as it was. Ctrl-C, SIGTERM, SIGHUP and the ``q`` key only set the stop event:
 every stage then ends normally, the camera and the virtual device are released, and a
 recording is finalized and renamed into place; the summary lists the changes made live.
 """
@@ -29,6 +30,7 @@ from vcam.keys import TerminalKeys, key_actions
 from vcam.model_choice import AUTO, choose_model
 from vcam.pipeline import FrameLog, run_loop
 from vcam.preview import Preview, check_display
+from vcam.readiness import ReadyToWrite, ready_to_write
 from vcam.recorder import Recording, codec_for, describe_codec
 from vcam.sender import Observer, Sink
 from vcam.stats import LiveStats, format_summary
@@ -72,7 +74,8 @@ def _save(controls: Controls, s: LiveSettings) -> str:
 
 
 class _Session:
-    """What the stages run on, opened into ``stack``."""
+    """What the stages run on, opened into ``stack``: the source, the virtual camera, the engine
+    and the live controls. Nothing here writes a file: the recording starts in ``record``."""
 
     def __init__(self, stack: contextlib.ExitStack, s: LiveSettings, *, engine, factory, sysfs_root, log) -> None:
         self.source = factory()
@@ -92,6 +95,7 @@ class _Session:
             engine = create_engine(s.engine, model=model if model is not None else choices.get(name))
             stack.callback(lambda: (self.switch or engine).close())  # whichever engine runs at the end
         warm_up(engine, shape=self.shape, strength=s.strength)
+        self.engine = engine
         self.stats = LiveStats(engine=engine.describe())
         self.switch = EngineSwitch(engine, engine_name=s.engine, model=model if model is not None else choices.get(name),
                                    shape=self.shape,
@@ -100,16 +104,44 @@ class _Session:
                                  switch=lambda m, e: self.switch.switch(None if m is None else choices[m], e))
         self.observers: list[Observer] = []
         self.recording = None
-        if s.output is not None:
-            self.recording = stack.enter_context(Recording(s.output, shape=self.shape, fps=s.fps))
-            self.observers.append(lambda slot, _fresh: self.recording.offer(slot.frame))
-            log(f"kdcam: recording to {s.output} ({describe_codec(s.output)})")
+
+    def record(self, stack: contextlib.ExitStack, s: LiveSettings, *, ready: ReadyToWrite, log) -> None:
+        """Start the recording (``--output``), now that every check has passed."""
+        if s.output is None:
+            return
+        self.recording = stack.enter_context(Recording(s.output, ready=ready, shape=self.shape, fps=s.fps))
+        self.observers.append(lambda slot, _fresh: self.recording.offer(slot.frame))
+        log(f"kdcam: recording to {s.output} ({describe_codec(s.output)})")
 
     def _swapped(self, engine) -> None:
         self.stats.engine = engine.describe()
 
     def handed_over(self) -> None:
         self._handed_over = True  # from now on the capture thread closes the source
+
+
+class _LateHandler:
+    """The control socket's handler. The socket is bound first, as the instance lock, so a
+    request that comes while the session is still opening waits for it (up to ``WAIT_S``)."""
+
+    WAIT_S = 30.0
+
+    def __init__(self) -> None:
+        self._handle: Callable[[dict], dict] | None = None
+        self._settled = threading.Event()
+
+    def set(self, handle: Callable[[dict], dict]) -> None:
+        self._handle = handle
+        self._settled.set()
+
+    def close(self) -> None:
+        self._settled.set()  # the session ended (or never opened): nobody waits any longer
+
+    def __call__(self, request: dict) -> dict:
+        if not self._settled.wait(self.WAIT_S) or self._handle is None:
+            return {"ok": False, "error": "kdcam start is not ready (still opening the camera and the engine, or it "
+                                          "stopped); try again"}
+        return self._handle(request)
 
 
 def _check_not_the_source(output: Path, device: int | str) -> None:
@@ -149,11 +181,16 @@ def run_live(
                 f"what it wrote is kept as {kept} (it may not play to the end)")
     factory = factory or source_factory(device=s.device, size=s.size, fps=s.fps, loop=s.loop)
     with contextlib.ExitStack() as stack:
+        # the instance lock (and the runtime folder's check) before the camera, the engine or any file
+        handler = _LateHandler()
+        lock = stack.enter_context(ControlServer(camera_name=s.camera_name, stop=threading.Event(), log=log,
+                                                 handle=handler))
+        stack.callback(handler.close)
         session = _Session(stack, s, engine=engine, factory=factory, sysfs_root=sysfs_root, log=log)
+        session.record(stack, s, ready=ready_to_write(lock=lock, source=session.source, engine=session.engine), log=log)
         stop = threading.Event()
         controls = session.controls
-        stack.enter_context(ControlServer(camera_name=s.camera_name, stop=threading.Event(), log=log,
-                                          handle=partial(handle_request, controls=controls, save=lambda: _save(controls, s))))
+        handler.set(partial(handle_request, controls=controls, save=lambda: _save(controls, s)))
         frames = FrameLog() if frame_log is not None else None
         observers = session.observers + ([frames] if frames is not None else [])
         if s.preview:

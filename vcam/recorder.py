@@ -27,6 +27,7 @@ import numpy as np
 
 from engines.atomic import atomic_path, disk_full
 from engines.errors import KdcamError
+from vcam.readiness import ReadyToWrite
 
 #: suffix -> (FourCC, what it is); OpenCV's bundled FFmpeg has no H.264 encoder
 CODECS = {
@@ -116,7 +117,11 @@ class Recording:
     the file in place (or keeps it under a printed name if that fails).
     """
 
-    def __init__(self, path: Path, *, shape: tuple[int, int, int], fps: float, depth: int = DEPTH) -> None:
+    def __init__(self, path: Path, *, ready: ReadyToWrite, shape: tuple[int, int, int], fps: float,
+                 depth: int = DEPTH) -> None:
+        """``ready``: the session passed every check (``vcam.readiness``), so a file may now be written."""
+        if not isinstance(ready, ReadyToWrite):
+            raise TypeError("Recording needs the ReadyToWrite of a session that passed its checks")
         self.path = Path(path)
         self.fps = fps
         self.dropped = 0  # frames the sender offered while every slot was still waiting (sender thread)
@@ -135,7 +140,7 @@ class Recording:
         codec_for(self.path)
         height, width = self._shape[:2]
         with contextlib.ExitStack() as stack:  # a writer that does not open removes the temporary file
-            tmp = stack.enter_context(atomic_path(self.path, what="recording", keep_on_failure=True))
+            tmp = stack.enter_context(atomic_path(self.path, what="recording", keep_on_failure=lambda: self.frames > 0))
             self._writer = stack.enter_context(VideoWriter(tmp, width=width, height=height, fps=self.fps, name=self.path))
             self._stack = stack.pop_all()
         self._thread.start()
@@ -166,7 +171,9 @@ class Recording:
     def __exit__(self, *exc_info) -> None:
         self._full.put(None)  # after every frame already offered
         self._thread.join()
-        self._stack.close()  # finalizes the file, then renames it into place
+        # no error: finalize the file and rename it into place; an error: the target stays as it was, and what
+        # was recorded (if anything) is kept under a visible name
+        self._stack.__exit__(*exc_info)
         if self.error is not None:
             raise KdcamError(f"recording to {self.path} failed: {self.error}")
 
