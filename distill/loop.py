@@ -12,7 +12,10 @@ A :class:`Task` says what is trained and how; :func:`run_loop` does the rest:
   atomically; starting the same command again resumes from it;
 * DistributedDataParallel under ``torchrun`` (``distill.distributed``): every rank takes
   its slice of the global batch; only rank 0 validates and writes files;
-* a tqdm bar, a JSON-lines log (``log.jsonl``) and a loss-curve PNG (``loss.png``).
+* a tqdm bar, a JSON-lines log (``log.jsonl``) and a loss-curve PNG (``loss.png``);
+* a memory bound before the first step: a batch of crops whose estimated training memory
+  (``training_bytes``) is over ``MEMORY_SHARE`` of the memory available is refused in one
+  line, before anything large is allocated.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ SUMMARY_NAME = "summary.json"
 SETTINGS_NAME = "settings.json"
 #: settings that may change on resume besides the config's resumable options
 ALWAYS_RESUMABLE = frozenset({"out", "world_size"})
+#: share of the available memory (RAM, or the GPU's free memory) a run's estimate may take
+MEMORY_SHARE = 0.8
+#: bytes per crop pixel of one batch of data: input, target and teacher output, 3 channels of float32
+DATA_BYTES_PER_PIXEL = 3 * 3 * 4
+#: side of the crop whose forward pass measures the activation memory per pixel
+_PROBE_SIDE = 64
 
 
 class Task:
@@ -137,6 +146,60 @@ def check_config(config: LoopConfig, info: DistInfo) -> None:
             raise KdcamError(message)
 
 
+def activation_bytes_per_pixel(module: nn.Module) -> float:
+    """Bytes that autograd keeps for the backward pass, per pixel of an input crop: measured on
+    one forward pass of a 64x64 crop (on the module's device; no random number drawn, no
+    gradient computed), every saved tensor that is not a parameter counted once."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    device = next(module.parameters()).device
+    probe = torch.full((1, 3, _PROBE_SIDE, _PROBE_SIDE), 0.5, device=device)
+    with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(probe)
+    return sum(saved.values()) / _PROBE_SIDE**2
+
+
+def training_bytes(module: nn.Module, *, batch: int, crop: int, workers: int = 0) -> int:
+    """A rough, conservative estimate of the memory one training step of ``batch`` crops of
+    ``crop`` px takes: per crop pixel, twice the activations kept for the backward pass (the
+    gradients of the backward pass are as large again), plus the data of the batches held at
+    once (the one trained, the one collated, two prefetched per loader worker); plus four
+    copies of the parameters (weights, gradients, AdamW's two moments)."""
+    per_pixel = 2 * activation_bytes_per_pixel(module) + (2 + 2 * workers) * DATA_BYTES_PER_PIXEL
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
+    return int(batch * crop * crop * per_pixel + 4 * weights)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a training run: the GPU's free memory, or the RAM available."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_memory(task: Task, config: LoopConfig, info: DistInfo) -> None:
+    """Refuse a batch of crops whose estimated memory (``training_bytes``) is over
+    ``MEMORY_SHARE`` of the memory available: in one line, naming the flags to lower. On a
+    GPU each process holds its own slice of the batch; on the CPU all of them share the RAM."""
+    batch = config.batch_size // info.world if info.device.type == "cuda" else config.batch_size
+    need = training_bytes(task.module, batch=batch, crop=config.crop, workers=config.workers)
+    free = available_memory(info.device)
+    if need > MEMORY_SHARE * free:
+        where = "GPU memory free" if info.device.type == "cuda" else "memory available"
+        raise KdcamError(f"--batch-size {config.batch_size} of --crop {config.crop} px crops needs about "
+                         f"{need / 2**30:.1f} GiB to train {task.name} (an estimate), over {MEMORY_SHARE:.0%} of the "
+                         f"{free / 2**30:.1f} GiB of {where}; lower --batch-size or --crop")
+
+
 def _state_dict_cpu(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
 
@@ -152,6 +215,7 @@ class Run:
         from distill.train_state import STATE_NAME
 
         check_config(config, info)
+        check_memory(task, config, info)  # before the module moves to the device or a batch is made
         self.task, self.config, self.info = task, config, info
         self.out = Path(config.out).expanduser()
         self.state_path = self.out / STATE_NAME

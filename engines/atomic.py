@@ -11,6 +11,7 @@ import glob
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,9 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     target = Path(path)
     if target.is_dir():
         raise KdcamError(f"cannot write the {what} {target}: it is a folder; give a file name")
+    kind = _special_kind(target)
+    if kind is not None:  # replacing a device node, a FIFO or a socket with a regular file is never what was meant
+        raise KdcamError(f"cannot write the {what} {target}: it is {kind}, not a file; give a file name")
     blocker = next((p for p in target.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise KdcamError(f"cannot write the {what} {target}: {blocker} is a file, not a folder; choose another path")
@@ -52,6 +56,17 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     except OSError as err:
         raise KdcamError(f"cannot write the {what} {target} ({why(err)}); choose another path") from None
     return target
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), None)
 
 
 def _kept_name(target: Path, when: float | None = None) -> Path:
@@ -86,7 +101,7 @@ def _plain_permissions(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str = "output",
-                keep_on_failure: bool | Callable[[], bool] = False) -> Iterator[Path]:
+                keep_on_failure: bool | Callable[[], bool] = False, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     ``suffix`` defaults to the target's own suffix, so writers that pick a format from
@@ -98,7 +113,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     was written before an error (a recording the disk had no room for): a KdcamError then
     names the kept file. ``keep_on_failure`` may be a callable, asked at the time of the
     failure (a recording with no frames yet is not worth keeping). On an error the target
-    is never replaced.
+    is never replaced. ``mode``: the permissions the result gets (default: a plain open()'s).
     """
     target = check_writable(path, what=what)
     try:
@@ -118,7 +133,10 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
                 if isinstance(err, KdcamError):
                     raise KdcamError(f"{err}; what was written is kept as {kept}") from None
             raise
-        _plain_permissions(tmp)
+        if mode is None:
+            _plain_permissions(tmp)
+        else:
+            os.chmod(tmp, mode)
         try:
             os.replace(tmp, target)
         except OSError as err:
@@ -130,16 +148,17 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
             tmp.unlink()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically; ``mode``: the permissions it gets (default: a plain open()'s)."""
+    with atomic_path(path, mode=mode) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = None) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
 def recover_partials(target: str | os.PathLike, *, keep: bool, idle_s: float = 60.0) -> list[Path]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.errors import KdcamError
+from engines.errors import KdcamError, shown
 
 if TYPE_CHECKING:
     from engines.base import Engine
@@ -85,7 +85,7 @@ def pick_engine(name: str = "auto") -> tuple[EngineSpec, str | None]:
         return chosen, chosen.why_fast + "".join(f"; {s.name} is out: {status[s.name]}" for s in ahead)
     spec = _spec(name)
     if spec is None or status[name] is not None:
-        what = f"unknown engine '{name}'" if spec is None else f"engine '{name}' is not available"
+        what = f"unknown engine {shown(name)}" if spec is None else f"engine '{name}' is not available"
         raise KdcamError(f"{what}; engines: auto; {_all_engines_line(status)}")
     return spec, None
 

@@ -135,7 +135,7 @@ CASES = {
     "a binary config file": Case(("start", "--config", "{files}/binary.toml"), 1, "is not text"),
     "a config folder": Case(("start", "--config", "{files}/conf-dir"), 1, "is a folder"),
     "fps = true": Case(("start", "--config", "{files}/fps-true.toml", "--device", V, "--no-vcam", "--max-frames", "2"), 1,
-                       "bad 'fps' in"),
+                       "'fps' must be an integer or a number"),
     "a bench report that cannot be written": Case(("bench", "--sizes", "64x64", "--engine", "onnxruntime", "--no-srcnn",
                                                    "--json", "/etc/passwd/bench.json"), 1, "/etc/passwd is a file",
                                                   extra={"stdout": ""}),  # refused before the bench ran

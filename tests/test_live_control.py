@@ -224,7 +224,7 @@ def test_save_writes_the_live_settings_to_the_config_file(tmp_path):
     thread, _ = _live_in_thread("Save Cam", config_file=config)
     try:
         _wait_for_socket("Save Cam")
-        assert control.send_request("Save Cam", {"cmd": "strength", "value": "0.7"})["ok"]
+        assert control.send_request("Save Cam", {"cmd": "strength", "value": 0.7})["ok"]
         assert not config.read_text().count("strength"), "nothing is written unless asked"
         answer = control.send_request("Save Cam", {"cmd": "save"})
         assert answer["ok"] and "saved strength = 0.7" in answer["message"]

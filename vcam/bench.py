@@ -16,7 +16,7 @@ import torch
 
 from engines.model.checkpoint import save_student
 from engines.classical import unsharp_mask
-from engines.errors import KdcamError
+from engines.errors import KdcamError, shown
 from engines.model.students import create_student
 from engines import ENGINES, create_engine, engine_status
 from engines.registry import engine_options
@@ -49,7 +49,7 @@ def run_bench(
     names = list(engines) if engines else [s.name for s in ENGINES if status[s.name] is None]
     for name in names:
         if status.get(name, "unknown engine") is not None:
-            raise KdcamError(f"cannot bench engine '{name}': {status.get(name, 'unknown engine')}")
+            raise KdcamError(f"cannot bench engine {shown(name)}: {status.get(name, 'unknown engine')}")
     rng = np.random.default_rng(0)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ def bench(
     srcnn: Annotated[bool, typer.Option(help="Also measure the seed-style SRCNN reference.")] = True,
     pipeline: Annotated[bool, typer.Option(help="Measure the whole live loop instead (file source, no vcam).")] = False,
     source: Annotated[Optional[Path], typer.Option(help="Video file for --pipeline.")] = None,
-    seconds: Annotated[float, typer.Option(help="Duration of the --pipeline run.")] = 30.0,
+    seconds: Annotated[Optional[float], typer.Option(help="Duration of the --pipeline run.", show_default="30")] = None,
     fps: Annotated[float, typer.Option(help="Target fps: of the --pipeline run, and of the frame budget --model auto is judged by.")] = 30.0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
     markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the table as Markdown.")] = None,
@@ -29,8 +29,20 @@ def bench(
     from engines.timing import machine_name
     from vcam.bench import run_bench, to_markdown
     from vcam.config import parse_size
-    from engines.errors import KdcamError
+    from engines.errors import KdcamError, shown
 
+    from vcam.config import parse_duration, parse_fps
+
+    parsed = [parse_size(s) for s in sizes.split(",") if s.strip()]
+    if not parsed:
+        raise KdcamError(f"--sizes {shown(sizes)} names no frame size; give WIDTHxHEIGHT[,WIDTHxHEIGHT...], e.g. 1280x720")
+    fps = parse_fps(fps)
+    if not pipeline:
+        given = [flag for flag, value in (("--seconds", seconds), ("--source", source)) if value is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise KdcamError(f"{' and '.join(given)} {verb} to the whole live loop only: add --pipeline, or drop them")
+    seconds = parse_duration(30.0 if seconds is None else seconds, what="--seconds")
     for path in (json_out, markdown_out):
         if path is not None:
             check_writable(path)  # before the run, not after it
@@ -39,13 +51,12 @@ def bench(
 
         if source is None:
             raise KdcamError("--pipeline needs --source VIDEO (e.g. ../shared/data/video/vtest.avi)")
-        size = parse_size(sizes.split(",")[0])
+        size = parsed[0]
         result = run_pipeline_bench(source=source, size=size, fps=fps, seconds=seconds, engine=engine[0] if engine else "auto",
                                     model=model[0] if model else None)
         result["machine"] = machine_name()
         text = json.dumps(result, indent=2)
     else:
-        parsed = [parse_size(s) for s in sizes.split(",") if s.strip()]
         result = run_bench(sizes=parsed, engines=engine, models=model, precision=precision, srcnn=srcnn, fps_target=fps)
         text = to_markdown(result)
     typer.echo(text)

@@ -34,7 +34,9 @@ def distill(ctx: typer.Context) -> None:
     """Train and ship the student: fit-teacher, label, train, evaluate, export (kdcam distill --help)."""
     from distill.cli import app as distill_app
 
-    distill_app(args=list(ctx.args), prog_name="kdcam distill")
+    code = distill_app(args=list(ctx.args), prog_name="kdcam distill", standalone_mode=False)  # errors reach run_cli
+    if isinstance(code, int) and code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.errors import KdcamError
+from engines.errors import KdcamError, shown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,8 +58,16 @@ class LiveSettings:
     config_file: Path | None = None
 
 
-#: keys a config file may set (the per-run ones, like output or max_frames, are flags only)
-CONFIG_KEYS = ("device", "size", "fps", "engine", "strength", "model", "camera_name", "vcam_backend", "loop", "preview")
+#: keys a config file may set (the per-run ones, like output or max_frames, are flags only), with the TOML
+#: types each takes: a config file is typed, so a string is never taken for a number (strength = "1" is refused)
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "device": (int, str), "size": (str,), "fps": (int, float), "engine": (str,), "strength": (int, float),
+    "model": (str,), "camera_name": (str,), "vcam_backend": (str,), "loop": (bool,), "preview": (bool,),
+}
+CONFIG_KEYS = tuple(CONFIG_TYPES)
+#: a config file holds a few short lines: a larger one is refused before it is read
+MAX_CONFIG_BYTES = 64 * 1024
+_TOML_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def default_config_path() -> Path:
@@ -72,11 +81,11 @@ def parse_size(text: str, *, what: str = "--size") -> tuple[int, int]:
     try:
         width, height = (int(p) for p in parts)
     except ValueError:
-        raise KdcamError(f"bad {what} '{text}': use WIDTHxHEIGHT, e.g. 1280x720") from None
+        raise KdcamError(f"bad {what} {shown(text)}: use WIDTHxHEIGHT, e.g. 1280x720") from None
     if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise KdcamError(f"bad {what} '{text}': each side must be {MIN_SIDE}..{MAX_SIDE} pixels, e.g. 1280x720")
+        raise KdcamError(f"bad {what} {shown(text)}: each side must be {MIN_SIDE}..{MAX_SIDE} pixels, e.g. 1280x720")
     if width % 2 or height % 2:
-        raise KdcamError(f"bad {what} '{text}': width and height must be even (browsers reject odd widths), e.g. 1280x720")
+        raise KdcamError(f"bad {what} {shown(text)}: width and height must be even (browsers reject odd widths), e.g. 1280x720")
     return width, height
 
 
@@ -86,16 +95,16 @@ def parse_fps(value: Any, *, what: str = "--fps") -> float:
             raise TypeError
         fps = float(value)
     except (TypeError, ValueError):
-        raise KdcamError(f"bad {what} '{value}': give frames per second as a number, e.g. 30") from None
+        raise KdcamError(f"bad {what} {shown(value)}: give frames per second as a number, e.g. 30") from None
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
-        raise KdcamError(f"bad {what} '{value}': must be between {MIN_FPS:g} and {MAX_FPS:g}, e.g. 30")
+        raise KdcamError(f"bad {what} {shown(value)}: must be between {MIN_FPS:g} and {MAX_FPS:g}, e.g. 30")
     return fps
 
 
 def parse_device(value: Any, *, what: str = "--device") -> int | str:
     """A camera index stays an int; anything else is a file path or URL."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise KdcamError(f"bad {what} {value!r}: give a camera index (0, 1, ...), a video file or a URL")
+        raise KdcamError(f"bad {what} {shown(value)}: give a camera index (0, 1, ...), a video file or a URL")
     if isinstance(value, int):
         if value < 0:
             raise KdcamError(f"bad {what} {value}: camera indices start at 0; run `kdcam devices` to list them")
@@ -114,7 +123,7 @@ def parse_strength(value: Any, *, what: str = "--strength") -> float:
             raise TypeError
         return check_strength(float(value))
     except (TypeError, ValueError, KdcamError):
-        raise KdcamError(f"bad {what} {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}; 1 is the trained model") from None
+        raise KdcamError(f"bad {what} {shown(value)}: give a number from 0 (off) to {MAX_STRENGTH:g}; 1 is the trained model") from None
 
 
 #: a camera name becomes v4l2loopback's card_label: the V4L2 'card' field holds 31 bytes
@@ -125,10 +134,10 @@ def parse_camera_name(value: Any, *, what: str = "--camera-name") -> str:
     """A virtual camera's name, as v4l2loopback (and a shell line, and modprobe.d) can take it."""
     text = _parse_text(value, what=what)
     if len(text.encode("utf-8")) > MAX_CAMERA_NAME_BYTES:
-        raise KdcamError(f"bad {what} {text!r}: at most {MAX_CAMERA_NAME_BYTES} bytes (v4l2loopback's card_label); shorten it")
+        raise KdcamError(f"bad {what} {shown(text)}: at most {MAX_CAMERA_NAME_BYTES} bytes (v4l2loopback's card_label); shorten it")
     bad = next((c for c in text if c in ',"\\' or not c.isprintable()), None)
     if bad is not None:
-        raise KdcamError(f"bad {what} {text!r}: v4l2loopback cannot take {bad!r} in a camera name "
+        raise KdcamError(f"bad {what} {shown(text)}: v4l2loopback cannot take {bad!r} in a camera name "
                          "(a comma separates devices; quotes and backslashes break its options)")
     return text
 
@@ -145,7 +154,7 @@ def parse_model(value: Any, *, what: str = "--model") -> str | Path:
 
 def _parse_positive_int(value: Any, *, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise KdcamError(f"bad {what} {value!r}: give a whole number of 1 or more")
+        raise KdcamError(f"bad {what} {shown(value)}: give a whole number of 1 or more")
     return value
 
 
@@ -155,25 +164,25 @@ def parse_duration(value: Any, *, what: str = "--duration") -> float:
     except (TypeError, ValueError):
         number = math.nan
     if not (math.isfinite(number) and number > 0):
-        raise KdcamError(f"bad {what} {value!r}: give a number of seconds above 0")
+        raise KdcamError(f"bad {what} {shown(value)}: give a number of seconds above 0")
     return number
 
 
 def _parse_bool(value: Any, *, what: str) -> bool:
     if not isinstance(value, bool):
-        raise KdcamError(f"bad {what} {value!r}: use true or false")
+        raise KdcamError(f"bad {what} {shown(value)}: use true or false")
     return value
 
 
 def _parse_text(value: Any, *, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise KdcamError(f"bad {what} {value!r}: give a non-empty string")
+        raise KdcamError(f"bad {what} {shown(value)}: give a non-empty string")
     return value.strip()
 
 
 def _parse_path(value: Any, *, what: str) -> Path:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise KdcamError(f"bad {what} {value!r}: give a file name")
+        raise KdcamError(f"bad {what} {shown(value)}: give a file name")
     return Path(value)
 
 
@@ -197,10 +206,16 @@ _PARSERS = {
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The raw key -> value table of a kdcam config file, keys checked."""
+    """The raw key -> value table of a kdcam config file, keys and their TOML types checked.
+
+    At most ``MAX_CONFIG_BYTES``; a UTF-8 byte-order mark (which some editors write) is allowed."""
     try:
         with open(path, "rb") as f:
-            table = tomllib.load(f)
+            if not os.path.isfile(f.name) or os.fstat(f.fileno()).st_size > MAX_CONFIG_BYTES:
+                kind = "not a regular file" if not os.path.isfile(f.name) else f"over {MAX_CONFIG_BYTES // 1024} KiB"
+                raise KdcamError(f"config file {path} is {kind}; a kdcam config is a short .toml file")
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        table = tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except FileNotFoundError:
         raise KdcamError(f"config file {path} not found: create it or drop --config") from None
     except IsADirectoryError:
@@ -213,8 +228,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise KdcamError(f"config file {path} is not valid TOML ({err}); fix it or drop --config") from None
     unknown = sorted(set(table) - set(CONFIG_KEYS))
     if unknown:
-        raise KdcamError(f"config file {path}: unknown key '{unknown[0]}'; known keys: {', '.join(CONFIG_KEYS)}")
+        raise KdcamError(f"config file {path}: unknown key {shown(unknown[0])}; known keys: {', '.join(CONFIG_KEYS)}")
+    for key, value in table.items():
+        types = CONFIG_TYPES[key]
+        if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
+            want = " or ".join(_TOML_NAMES[t] for t in types)
+            raise KdcamError(f"config file {path}: '{key}' must be {want} (TOML is typed: write {key} = "
+                             f"{_example(key)}), not {shown(value)}")
     return table
+
+
+def _example(key: str) -> str:
+    return {"fps": "30", "strength": "1.0", "device": "0", "loop": "true", "preview": "false"}.get(key, '"..."')
 
 
 def resolve_settings(*, overrides: dict[str, Any], config_path: Path | None = None) -> LiveSettings:
@@ -252,15 +277,22 @@ def _toml_value(value: Any) -> str:
 
 def save_settings(path: Path, updates: dict[str, Any]) -> str:
     """Write ``updates`` (config keys) into the config file at ``path``, atomically, keeping its
-    other keys (comments are not kept). Returns what was done, in one line."""
+    other keys (comments are not kept). A config file that is a symbolic link (a dotfiles
+    repository) is written through the link, to its target, which keeps its permissions.
+    Returns what was done, in one line."""
     from engines.atomic import atomic_write_text
 
     unknown = sorted(set(updates) - set(CONFIG_KEYS))
     if unknown:
         raise TypeError(f"not config keys: {unknown}")  # a programming error
-    table = read_config_file(path) if path.exists() else {}
+    if not updates:
+        return f"nothing was changed live; {path} is left as it is"
+    target = Path(os.path.realpath(path))  # through every link: the file the user keeps
+    table = read_config_file(target) if target.exists() else {}
     _checked({**table, **updates}, source=str(path))  # never write a file that would not load
     table.update(updates)
     text = "# kdcam config (written by `kdcam ctl save`)\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in table.items())
-    atomic_write_text(path, text)
-    return f"saved {', '.join(f'{k} = {_toml_value(v)}' for k, v in updates.items())} to {path}"
+    mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
+    atomic_write_text(target, text, mode=mode)
+    where = str(path) if target == Path(path) else f"{path} (-> {target})"
+    return f"saved {', '.join(f'{k} = {_toml_value(v)}' for k, v in updates.items())} to {where}"

@@ -23,17 +23,13 @@ STRENGTH_STEP = 0.1
 SPLIT_MODES = ("off", "on", "labels")
 
 
-def parse_live_strength(value: object) -> float:
-    """A strength from a key, a request or a flag: a number from 0 to 2 (not a bool, not text)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+def check_live_strength(value: object) -> float:
+    """A strength from a key or a request: a number (int or float; not a bool, not text) from 0 to 2.
+    (Text from a command line is parsed by its caller, e.g. ``kdcam ctl strength``, before it gets here.)"""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_STRENGTH:
+        # compared before float(): a huge int never overflows, NaN is refused
         raise KdcamError(f"bad strength {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise KdcamError(f"bad strength {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}") from None
-    if not 0.0 <= number <= MAX_STRENGTH:
-        raise KdcamError(f"bad strength {value!r}: give a number from 0 (off) to {MAX_STRENGTH:g}")
-    return number
+    return float(value)
 
 
 class Controls:
@@ -66,7 +62,7 @@ class Controls:
         self.changes.append(f"{self._clock() - self._started:.1f} s: {what}")
 
     def set_strength(self, value: object) -> None:
-        strength = parse_live_strength(value)
+        strength = check_live_strength(value)
         with self._lock:
             if strength != self.strength:
                 self._note(f"strength {self.strength:g} -> {strength:g}")
@@ -85,7 +81,7 @@ class Controls:
         self.set_effect(not self.effect)
 
     def set_split(self, mode: object) -> None:
-        if mode not in SPLIT_MODES:
+        if not isinstance(mode, str) or mode not in SPLIT_MODES:
             raise KdcamError(f"bad split mode {mode!r}: use one of {', '.join(SPLIT_MODES)}")
         with self._lock:
             if mode != self.split:

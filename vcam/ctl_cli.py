@@ -18,7 +18,9 @@ def choose(
                                                   show_default=DEFAULT_CAMERA_NAME)] = None,
 ) -> None:
     """Control a running `kdcam start` (one per virtual camera) without restarting it."""
-    ctx.obj = camera or DEFAULT_CAMERA_NAME
+    from vcam.config import parse_camera_name
+
+    ctx.obj = DEFAULT_CAMERA_NAME if camera is None else parse_camera_name(camera, what="--camera")
 
 
 def _send(camera: str, cmd: str, value: object = None) -> None:
@@ -44,7 +46,9 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def strength(ctx: typer.Context, value: Annotated[str, typer.Argument(help="0 (off) to 2; 1 is the trained model.")]) -> None:
     """Set the sharpening strength."""
-    _send(ctx.obj, "strength", value)
+    from vcam.config import parse_strength
+
+    _send(ctx.obj, "strength", parse_strength(value, what="strength"))  # sent as a number: the protocol is typed
 
 
 @app.command()

@@ -63,13 +63,16 @@ def _model_choices(model: str | Path | None) -> tuple[str, dict[str, str | Path]
     return name, {name: path, **choices}
 
 
-def _save(controls: Controls, s: LiveSettings) -> str:
-    """``kdcam ctl save``: the settings changed live, into the config file."""
+def _save(controls: Controls, s: LiveSettings, start: dict) -> str:
+    """``kdcam ctl save``: the settings the user changed live (against ``start``, what the
+    session began with), into the config file. What was not changed is not written, so a
+    config that says ``model = "auto"`` keeps saying it."""
     from engines.model.zoo import ORDER
 
-    updates: dict = {"strength": controls.strength, "engine": controls.engine}
-    if controls.model in ORDER:  # an installed model is saved by name; a file given with --model is not moved
-        updates["model"] = controls.model
+    now = {"strength": controls.strength, "engine": controls.engine, "model": controls.model}
+    updates = {key: value for key, value in now.items() if value != start[key]}
+    if updates.get("model") is not None and updates["model"] not in ORDER:
+        del updates["model"]  # an installed model is saved by name; a file given with --model is not moved
     return save_settings(s.config_file, updates)
 
 
@@ -190,7 +193,8 @@ def run_live(
         session.record(stack, s, ready=ready_to_write(lock=lock, source=session.source, engine=session.engine), log=log)
         stop = threading.Event()
         controls = session.controls
-        handler.set(partial(handle_request, controls=controls, save=lambda: _save(controls, s)))
+        start = {"strength": controls.strength, "engine": controls.engine, "model": controls.model}
+        handler.set(partial(handle_request, controls=controls, save=lambda: _save(controls, s, start)))
         frames = FrameLog() if frame_log is not None else None
         observers = session.observers + ([frames] if frames is not None else [])
         if s.preview:

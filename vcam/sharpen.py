@@ -13,6 +13,8 @@ on; the command exits non-zero with a count at the end.
   container announces is a failure; what decoded is kept only with ``partial=True``.
 * Every file is written under a temporary name and renamed into place, so an error or a
   stop signal leaves nothing half-written.
+* An image or video frame over ``max_pixels`` (``vcam.media.MAX_PIXELS`` by default) is
+  refused from its header, before it is decoded.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tqdm import tqdm
 from engines.atomic import atomic_path, disk_full, recover_partials, why
 from engines.errors import KdcamError
 from engines.pixels import to_float, to_uint
-from vcam.media import Job, probe, read_image
+from vcam.media import MAX_PIXELS, Job, probe, read_image
 from vcam.recorder import VideoWriter
 
 
@@ -42,8 +44,8 @@ def _as_bgr8(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(frame8), alpha
 
 
-def sharpen_image(engine, src: Path, dst: Path, *, strength: float) -> None:
-    image = read_image(src)
+def sharpen_image(engine, src: Path, dst: Path, *, strength: float, max_pixels: int = MAX_PIXELS) -> None:
+    image = read_image(src, max_pixels=max_pixels)
     frame8, alpha = _as_bgr8(image)
     result8 = engine.sharpen(frame8, strength=strength)
     # The correction the network made, applied to the original values at their own precision.
@@ -90,7 +92,13 @@ def sharpen_video(engine, job: Job, *, strength: float, partial: bool = False, p
         cap.release()
 
 
-def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], int]:
+def _one_line(src: Path, err: Exception) -> str:
+    """The one-line message of a failure of input ``src``."""
+    message = str(err) if isinstance(err, KdcamError) else f"{src}: {type(err).__name__}: {err}"
+    return " ".join(message.split())
+
+
+def plan_jobs(inputs: Sequence[Path], output_dir: Path, *, max_pixels: int = MAX_PIXELS) -> tuple[list[Job], int]:
     """Every input that can be sharpened, with its output; reports the others and counts them.
 
     Refuses the whole run when two inputs would be written to one file, or one would
@@ -105,13 +113,13 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], int]
     jobs, failures = [], 0
     for src in map(Path, inputs):
         try:
-            job = probe(src, output_dir)
+            job = probe(src, output_dir, max_pixels=max_pixels)
             if job.dst.is_dir():
                 raise KdcamError(f"{src}: cannot write {job.dst}: a folder of that name is in the way")
             jobs.append(job)
-        except KdcamError as err:
+        except (KdcamError, cv2.error, OSError) as err:
             failures += 1
-            print(f"kdcam: error: {err}", file=sys.stderr)
+            print(f"kdcam: error: {_one_line(src, err)}", file=sys.stderr)
     by_output: dict[Path, Job] = {}
     inputs_resolved = {job.src.resolve(): job for job in jobs}
     for job in jobs:
@@ -135,6 +143,7 @@ def sharpen_files(
     model: Path | None = None,
     partial: bool = False,
     progress: bool = True,
+    max_pixels: int = MAX_PIXELS,
 ) -> int:
     """Sharpen every input into ``output_dir``. Returns the number of inputs that failed;
     each failure is reported on stderr as one line and the rest go on."""
@@ -142,7 +151,9 @@ def sharpen_files(
 
     if not inputs:
         raise KdcamError("no input files given; pass one or more images or videos")
-    jobs, failures = plan_jobs(inputs, Path(output_dir))
+    if max_pixels < 1:
+        raise KdcamError(f"--max-pixels must be at least 1, not {max_pixels}")
+    jobs, failures = plan_jobs(inputs, Path(output_dir), max_pixels=max_pixels)
     if model is not None and str(model) == "auto":
         model = None  # files have no frame budget: the best installed model
     if jobs:
@@ -155,12 +166,11 @@ def sharpen_files(
                         n = sharpen_video(runner, job, strength=strength, partial=partial, progress=progress)
                         print(f"{job.src} -> {job.dst} ({job.detail}, {n} frames)", file=sys.stderr)
                     else:
-                        sharpen_image(runner, job.src, job.dst, strength=strength)
+                        sharpen_image(runner, job.src, job.dst, strength=strength, max_pixels=max_pixels)
                         print(f"{job.src} -> {job.dst} ({job.detail})", file=sys.stderr)
                 except (KdcamError, cv2.error, OSError) as err:
                     failures += 1
-                    message = str(err) if isinstance(err, KdcamError) else f"{job.src}: {type(err).__name__}: {err}"
-                    print(f"kdcam: error: {' '.join(message.split())}", file=sys.stderr)
+                    print(f"kdcam: error: {_one_line(job.src, err)}", file=sys.stderr)
     if failures:
         print(f"kdcam: {failures} of {len(inputs)} inputs failed", file=sys.stderr)
     return failures

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vcam.cli_options import Engine, Model, Strength
+from vcam.media import MAX_PIXELS
 
 
 def sharpen(
@@ -17,6 +18,9 @@ def sharpen(
     engine: Engine = None,
     model: Model = None,
     partial: Annotated[bool, typer.Option("--partial", help="Keep the frames of a damaged video that do decode (still an error).")] = False,
+    max_pixels: Annotated[int, typer.Option(
+        "--max-pixels", help="Refuse an image or video frame larger than this many pixels (from its header, before "
+                             "decoding it): raise it for larger files if the machine has the memory.")] = MAX_PIXELS,
 ) -> None:
     """Sharpen images and videos into a folder.
 
@@ -24,12 +28,14 @@ def sharpen(
     depth (16-bit stays 16-bit), channels and size. Videos keep their frames, size and fps,
     and their container where OpenCV can write it: .avi (Motion JPEG, lossy), .mp4/.mov/.m4v
     (MPEG-4 Part 2, lossy), .mkv (HuffYUV, lossless); others become .mp4. Exits 1 if any
-    input failed (each failure is one line; the others are still sharpened).
+    input failed (each failure is one line; the others are still sharpened), among them an
+    image or video frame over --max-pixels.
     """
     from vcam.config import parse_strength
     from vcam.sharpen import sharpen_files
 
     failures = sharpen_files(inputs=inputs, output_dir=output, strength=parse_strength(1.0 if strength is None else strength),
-                             engine=engine or "auto", model=model, partial=partial)
+                             engine=engine or "auto", model=model, partial=partial,
+                             max_pixels=max_pixels)
     if failures:
         raise typer.Exit(code=1)

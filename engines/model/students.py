@@ -10,6 +10,7 @@ what they share (a residual on [0, 1] images, luma in, correction on all channel
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 
 import torch
@@ -92,16 +93,56 @@ def config_to_dict(config: S2DConfig | SRCNNConfig) -> dict:
     return {"type": type(config).__name__, **dataclasses.asdict(config)}
 
 
-def config_from_dict(data: dict) -> S2DConfig | SRCNNConfig:
+def _allowed(f: dataclasses.Field) -> str:
+    """The values ``f``'s metadata allows, for people."""
+    if "range" in f.metadata:
+        low, high = f.metadata["range"]
+        return f"from {low} to {high}"
+    if "choices" in f.metadata:
+        return "one of " + ", ".join(map(str, f.metadata["choices"]))
+    return "true or false" if isinstance(f.default, bool) else "any value"
+
+
+def _item_ok(value: object, like: object, metadata) -> bool:
+    """Whether ``value`` has the exact JSON type of the default ``like`` (a bool is not an int,
+    a string is not a number) and lies in ``metadata``'s range or choices."""
+    if type(value) is not type(like):
+        return False
+    if "range" in metadata:
+        low, high = metadata["range"]
+        return low <= value <= high
+    return "choices" not in metadata or value in metadata["choices"]
+
+
+def _checked_field(f: dataclasses.Field, value: object) -> object:
+    """``value`` for config field ``f`` (a JSON list becomes the tuple a tuple field holds), or a
+    one-line KdcamError naming the field, what it may be and what it is."""
+    if isinstance(f.default, tuple):
+        ok = isinstance(value, list | tuple) and len(value) == len(f.default)
+        ok = ok and all(_item_ok(v, d, f.metadata) for v, d in zip(value, f.default))
+        what = f"a list of {len(f.default)} integers (each {_allowed(f)})"
+    else:
+        ok = _item_ok(value, f.default, f.metadata)
+        noun = {int: "an integer", str: "a string"}.get(type(f.default))
+        what = f"{noun} ({_allowed(f)})" if noun else _allowed(f)
+    if not ok:
+        raise KdcamError(f"config field '{f.name}' must be {what}, not {json.dumps(value, default=str)[:60]}")
+    return tuple(value) if isinstance(f.default, tuple) else value
+
+
+def config_from_dict(data: object) -> S2DConfig | SRCNNConfig:
+    """The config a checkpoint's header describes, every field checked against the limits its
+    dataclass declares before anything is built; a one-line KdcamError otherwise."""
+    if not isinstance(data, dict):
+        raise KdcamError(f"the student config must be a JSON object, not {json.dumps(data, default=str)[:60]}")
     data = dict(data)
-    cls = _CONFIG_TYPES.get(data.pop("type", ""))
+    kind = data.pop("type", None)
+    cls = _CONFIG_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise KdcamError(f"unknown student config type in checkpoint: {data!r}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - fields
+        raise KdcamError(f"unknown student config type {json.dumps(kind, default=str)[:60]}; "
+                         f"known: {', '.join(_CONFIG_TYPES)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
     if unknown:
-        raise KdcamError(f"checkpoint config has unknown fields {sorted(unknown)}; upgrade kdcam")
-    for key, value in data.items():
-        if isinstance(value, list):
-            data[key] = tuple(value)
-    return cls(**data)
+        raise KdcamError(f"checkpoint config has unknown fields {sorted(unknown)[:8]}; upgrade kdcam")
+    return cls(**{name: _checked_field(fields[name], value) for name, value in data.items()})
