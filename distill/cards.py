@@ -14,7 +14,7 @@ from typing import Any
 CARD_KEYS = (
     "arch", "size", "init", "config", "parameters", "macs_per_pixel", "trained_macs_per_pixel",
     "data", "data_split", "degradation", "soft_reference", "crop", "teacher", "labels", "items", "alpha",
-    "footage_labels", "footage_share", "loss", "edge_weight", "freq_weight", "batch_size", "lr", "seed",
+    "decision_weight", "footage_labels", "footage_share", "loss", "edge_weight", "freq_weight", "batch_size", "lr", "seed",
     "train_only", "previous_stage",
 )
 

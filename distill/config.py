@@ -76,6 +76,9 @@ class TrainConfig(LoopConfig):
 
     arch: Optional[str] = opt(None, "Student architecture (default: the shipped one's).")
     alpha: float = opt(0.0, "Weight of the teacher term, 0..1 (0 = ground truth only).")
+    decision_weight: float = opt(0.0, "Weight of the teacher's decision term: each crop's correction strength (log RMS "
+                                      "of output - input) matches the teacher's, so the student leaves alone what the "
+                                      "teacher leaves alone (needs labels).")
     labels: Optional[Path] = opt(None, "Label cache from `kdcam distill label`.")
     teacher: Optional[Path] = opt(None, "Teacher run on the fly instead of --labels (slow).")
     teacher_tile: Optional[int] = opt(None, "Tile size for an on-the-fly teacher.")

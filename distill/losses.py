@@ -71,6 +71,25 @@ def frequency_loss(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return (fp - fr).abs().mean()
 
 
+#: the correction strength below which a model is taken to leave a crop alone: about one 8-bit level (RMS)
+LEAVE_ALONE_RMS = 1.0 / 255.0
+
+
+def decision_loss(pred: torch.Tensor, teacher: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+    """How far a student's decision of how much to change each crop is from its teacher's:
+    the mean over crops of the squared difference of ``log(LEAVE_ALONE_RMS + rms(output - input))``.
+
+    On a log scale, a crop the teacher leaves alone (a correction under one 8-bit level)
+    costs the student as much for a faint correction as a strong crop costs it for being
+    half as strong, which is what a whole-frame gate is for: act where the teacher acts,
+    leave alone what it leaves alone. The pixel terms cannot say this: a faint correction
+    of a sharp crop is a tiny pixel error."""
+    def strength(image: torch.Tensor) -> torch.Tensor:
+        return torch.log(LEAVE_ALONE_RMS + (image.float() - inp.float()).pow(2).flatten(1).mean(dim=1).sqrt())
+
+    return (strength(pred) - strength(teacher).detach()).pow(2).mean()
+
+
 def pixel_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if name == "charbonnier":
         return charbonnier
@@ -116,28 +135,36 @@ class RestorationLoss(nn.Module):
 
 
 class DistillLoss(nn.Module):
-    """``alpha * L(student, teacher) + (1 - alpha) * L(student, ground_truth)``.
+    """``alpha * L(student, teacher) + (1 - alpha) * L(student, ground_truth)
+    + decision_weight * decision_loss(student, teacher, input)``.
 
     ``forward`` returns ``(total, logs)``: ``logs`` holds plain floats for the training
-    log (``loss``, ``gt``, ``kd`` and the individual terms against ground truth).
+    log (``loss``, ``gt``, ``kd``, ``decision`` and the individual terms against ground truth).
     """
 
-    def __init__(self, *, alpha: float = 0.5, loss: str = "charbonnier", edge_weight: float = 0.0, freq_weight: float = 0.0) -> None:
+    def __init__(self, *, alpha: float = 0.5, loss: str = "charbonnier", edge_weight: float = 0.0, freq_weight: float = 0.0,
+                 decision_weight: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise KdcamError(f"--alpha must be between 0 and 1 (0 = supervised only, 1 = teacher only), not {alpha}")
+        if decision_weight < 0:
+            raise KdcamError(f"--decision-weight must be >= 0, not {decision_weight}")
         self.alpha = float(alpha)
+        self.decision_weight = float(decision_weight)
         self.criterion = RestorationLoss(loss, edge_weight=edge_weight, freq_weight=freq_weight)
 
     @property
     def needs_teacher(self) -> bool:
-        return self.alpha > 0.0
+        return self.alpha > 0.0 or self.decision_weight > 0.0
 
     def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None = None
+        self, pred: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None = None,
+        inp: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         logs: dict[str, float] = {}
         total = pred.new_zeros((), dtype=torch.float32)
+        if self.needs_teacher and teacher is None:
+            raise KdcamError("alpha > 0 or a decision weight needs teacher outputs; pass --labels DIR or --teacher FILE")
         if self.alpha < 1.0:
             parts = self.criterion.parts(pred, target)
             gt = self.criterion.combine(parts)
@@ -145,11 +172,15 @@ class DistillLoss(nn.Module):
             logs["gt"] = float(gt.detach())
             logs.update({f"gt_{k}": float(v.detach()) for k, v in parts.items()})
         if self.alpha > 0.0:
-            if teacher is None:
-                raise KdcamError("alpha > 0 needs teacher outputs; pass --labels DIR or --teacher FILE")
             kd = self.criterion(pred, teacher)
             total = total + self.alpha * kd
             logs["kd"] = float(kd.detach())
+        if self.decision_weight > 0.0:
+            if inp is None:
+                raise TypeError("the decision term needs the input crops")  # a programming error
+            decision = decision_loss(pred, teacher, inp)
+            total = total + self.decision_weight * decision
+            logs["decision"] = float(decision.detach())
         logs["loss"] = float(total.detach())
         return total, logs
 

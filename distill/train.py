@@ -76,7 +76,8 @@ class StudentTask(Task):
         return batch
 
     def loss(self, pred, batch):
-        return self.criterion(pred, batch["target"], batch.get("teacher") if self.criterion.needs_teacher else None)
+        return self.criterion(pred, batch["target"], batch.get("teacher") if self.criterion.needs_teacher else None,
+                              batch["input"])
 
     def finish(self, run: Run, result: dict[str, Any]) -> dict[str, Any]:
         last = copy.deepcopy(run.module.student).cpu().eval()
@@ -169,11 +170,12 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
     student, previous_card = _initial_student(config)
     arch = student.arch
     criterion = DistillLoss(alpha=config.alpha, loss=config.loss, edge_weight=config.edge_weight,
-                            freq_weight=config.freq_weight)
+                            freq_weight=config.freq_weight, decision_weight=config.decision_weight)
     if criterion.needs_teacher and config.labels is None and config.teacher is None:
+        what = f"--alpha {config.alpha}" if config.alpha > 0 else f"--decision-weight {config.decision_weight}"
         raise KdcamError(
-            f"--alpha {config.alpha} needs teacher outputs: pass --labels DIR (from `kdcam distill label`) or "
-            "--teacher FILE; use --alpha 0 for supervised training"
+            f"{what} needs teacher outputs: pass --labels DIR (from `kdcam distill label`) or "
+            "--teacher FILE; use --alpha 0 (and no --decision-weight) for supervised training"
         )
     if config.items is not None and config.items < 1:
         raise KdcamError(f"--items must be at least 1, not {config.items}")

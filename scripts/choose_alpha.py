@@ -1,11 +1,13 @@
-"""Choose each student's alpha on validation, never on the evaluation photos.
+"""Choose each student's candidate on validation, never on the evaluation photos.
 
-    python scripts/choose_alpha.py --runs runs --alphas 0.5 1.0 --notes runs/notes.md
+    python scripts/choose_alpha.py --runs docs/distill/stages --notes runs/notes.md
 
-For each member (``quality``, ``fast``) the candidates are the runs ``RUNS/<member>-alpha<a>``
-and ``RUNS/<member>-footage`` (alpha 0.5 with footage labels), where they exist: the one
-with the best validation PSNR (held-out training photos, pooled over the crops) among those
-that add no flicker on vtest.avi (``stability.json``: ratio <= 1.10) wins.
+For each member (``quality``, ``fast``) the candidates are the first-stage runs
+``RUNS/<member>-alpha<a>[-variant]`` (``quality-alpha1.0``, ``quality-alpha1.0-decision``, ...;
+not the alpha = 0 ablation, not a ``-gate`` second stage) and ``RUNS/<member>-footage``, where
+they exist: the one with the best validation PSNR (held-out training photos, pooled over the
+crops) among those that add no flicker on vtest.avi (``stability.json``: ratio <= 1.10) wins.
+The ``wide-*`` runs are reported beside them (a candidate third member).
 Prints the two chosen run names; writes the report's notes (lines starting with ``- ``):
 the candidates, the alpha = 0 ablation and the footage experiment, all on validation.
 """
@@ -32,13 +34,12 @@ def facts(run: Path) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True)
-    ap.add_argument("--alphas", nargs="+", required=True)
     ap.add_argument("--notes", type=Path, required=True)
     args = ap.parse_args()
     chosen, notes = [], []
     for member in ("quality", "fast"):
-        names = {f"alpha {a}": f"{member}-alpha{a}" for a in args.alphas} | {"alpha 0.5 + footage": f"{member}-footage"}
-        cands = {label: facts(args.runs / run) for label, run in names.items()}
+        cands = {run.name.removeprefix(f"{member}-"): facts(run) for run in sorted(args.runs.glob(f"{member}-*"))
+                 if run.name not in (f"{member}-alpha0", f"{member}-alpha0.0") and not run.name.endswith("-gate")}
         cands = {label: f for label, f in cands.items() if f is not None}
         stable = [c for c, f in cands.items() if f["ratio"] is not None and f["ratio"] <= MAX_FLICKER] or list(cands)
         best = max(stable, key=lambda c: cands[c]["val"])
@@ -53,6 +54,11 @@ def main() -> None:
         notes.append(f"- Ablation: the `quality` architecture trained on ground truth only (alpha = 0), same crops, steps "
                      f"and seed: validation {zero['val']:.3f} dB against {q['val']:.3f} dB distilled "
                      f"({q['val'] - zero['val']:+.3f} dB from distillation).")
+    for run in sorted(args.runs.glob("wide-*")):
+        wide = facts(run)
+        if wide is not None and not run.name.endswith("-gate"):
+            notes.append(f"- Wider candidate `{run.name}`: validation {wide['val']:.3f} dB (input {wide['input']:.3f} dB), "
+                         f"flicker ratio {wide['ratio'] if wide['ratio'] is None else round(wide['ratio'], 3)}.")
     footage, same = facts(args.runs / "quality-footage"), facts(args.runs / "quality-alpha0.5")
     if footage is not None and same is not None:
         verdict = "helps" if footage["val"] > same["val"] else "does not help"

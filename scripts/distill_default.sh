@@ -1,38 +1,53 @@
 #!/usr/bin/env bash
-# How the installed students were made: the teacher's three stages, soft labels on the `camera` mix
-# (and on real footage with no ground truth), the distilled candidates of each student and the
-# ablations, the choice on validation, the second stage (the whole-frame gate alone, on 512 px
-# crops: it decides how much to sharpen from the whole frame, so it learns on crops closer to
-# one), evaluation and shipping (engines/model/zoo/, docs/distill/, README "Distillation
-# report"). Every step resumes when rerun; run it from the repository root with the venv
-# active. CPU-sized: on a 2-core CPU the teacher takes about 4 hours (three stages), the
-# labels about 30 minutes, the students about 15 minutes each and a second stage about 5
-# (two at a time, one thread each), the evaluation about 30 minutes.
+# How the installed students are made: the teacher's stages, soft labels on the `camera` mix, the
+# distilled candidates of each student and the alpha = 0 ablation, the choice on validation, the second
+# stage (the whole-frame gate alone, on 512 px crops: it decides how much to sharpen from the whole
+# frame, so it learns on crops closer to one), evaluation and shipping (engines/model/zoo/, docs/distill/,
+# README "Distillation report"). Run it from the repository root with the venv active.
+#
+# It survives the end of a session: every long step writes into $STAGES (docs/distill/stages), which is
+# committed (`bash scripts/commit_stages.sh`, every 25 minutes while a stage runs): each finished stage's
+# model and records, and the resumable checkpoint of the stage in progress. A rerun on a fresh machine
+# skips what is finished and resumes the rest; only the label cache ($RUNS, not committed) is made again.
+#
+# Time on this machine kind (2-core CPU, one thread per run, two runs at a time): a teacher stage about
+# 2.2 s a step (3000 steps: about 1 hour 50 minutes); the labels about 0.5 s a crop (4000 crops: about 35
+# minutes with 2 threads); a student about 0.2 s a step (6000 steps: about 20 minutes); a second stage
+# about 5 minutes; the evaluation of every row on the 12 photos about 40 minutes (the teacher is most of it).
 #
 #   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
-#   ITEMS=2000 STEPS=4000 CAMERA_STEPS=700 FOOTAGE_ITEMS=600 bash scripts/distill_default.sh   # a shorter budget
+#   ITEMS=2000 STEPS=4000 CAMERA_STEPS=700 bash scripts/distill_default.sh   # a shorter budget
+#
+# Pinned on purpose (not variables): the crop sizes, the soft-reference share, the candidates and their
+# options, the optimiser settings and the seeds, which the committed stages were made with (a resumed
+# stage refuses other settings). The budgets (ITEMS, STEPS, CAMERA_STEPS) and the places are variables.
 set -euo pipefail
 
 DATA=${DATA:-../shared/data/train}
 EVAL=${EVAL:-../shared/data/eval}
 VIDEO=${VIDEO:-../shared/data/video/vtest.avi}
-FOOTAGE=${FOOTAGE:-samples/vtest_clip.avi}   # real frames with no ground truth, for the footage experiment
-RUNS=${RUNS:-runs}
+RUNS=${RUNS:-runs}    # the label cache: remade, never committed
+STAGES=${STAGES:-docs/distill/stages}  # committed: every finished stage, and the resumable state of the one running
 THREADS=${THREADS:-2}
-ITEMS=${ITEMS:-3000}  # training crops the teacher labels; every distilled student trains on these crops
+ITEMS=${ITEMS:-4000}  # training crops the teacher labels; every distilled student trains on these crops
 CROP=160            # student crops (the second stage, the gate alone, takes 512 px crops: closer to a whole frame)
 SOFT=0.3            # share of crops whose reference is itself soft (see DataConfig.soft_reference)
-ALPHAS="0.5 1.0"    # distilled candidates; the winner is chosen on validation PSNR (held-out training photos)
-QUALITY=${QUALITY:-kd-s4-c24-pa}
-FAST=${FAST:-kd-s4-c16-pa}
-STEPS=${STEPS:-5000}           # student steps (first stage)
+QUALITY=kd-s4-c24-pa
+FAST=kd-s4-c16-pa
+WIDE=kd-s4-c32-pa   # a wider candidate for a third member, where bf16 or AMX gives it the frame time
+STEPS=${STEPS:-6000}           # student steps (first stage)
 CAMERA_STEPS=${CAMERA_STEPS:-3000}  # the teacher's fourth stage (the camera mix with dim and already-sharpened frames)
-STAGES=${STAGES:-docs/distill/stages}  # committed: every finished teacher stage, and the resumable state of the one running
-FOOTAGE_ITEMS=${FOOTAGE_ITEMS:-1000}  # footage crops the teacher labels
 STUDENT=(--steps "$STEPS" --batch-size 16 --crop "$CROP" --lr 0.002 --grad-clip 0 --loss psnr --degradation camera
-         --soft-reference "$SOFT" --val-every 500 --val-items 48 --ckpt-every 500 --threads 1 --no-progress)
+         --soft-reference "$SOFT" --val-every 500 --val-items 48 --ckpt-every 250 --threads 1 --no-progress)
+DECISION=(--decision-weight 0.1)  # the teacher's decision of how much to change each crop (distill.losses.decision_loss)
 GATE=(--train-only gate --alpha 0 --steps 1500 --batch-size 2 --crop 512 --lr 1e-3 --grad-clip 0 --loss psnr
       --degradation camera --soft-reference "$SOFT" --val-every 250 --val-items 24 --ckpt-every 250 --threads 1 --no-progress)
+finished() {  # RUN: a finished run (its summary, no resumable state left) is skipped when the script runs again
+  [[ -f $1/summary.json && ! -f $1/train_state.safetensors ]]
+}
+settle() {  # RUN: a finished run keeps its models and records; its optimizer state goes (never committed)
+  rm -f "$1/train_state.safetensors" "$1/train_state.json"
+}
 step=${1:-all}
 
 TEACHER=(--batch-size 8 --crop 96 --ckpt-every 100 --log-every 20 --threads "$THREADS" --no-progress)
@@ -41,12 +56,13 @@ teacher_stage() {  # NAME [fit-teacher options]: one stage of the teacher into $
   # optimizer state is not. A stage in progress resumes from its committed train_state.safetensors.
   local out=$STAGES/$1
   shift
-  if [[ -f $out/summary.json && ! -f $out/train_state.safetensors ]]; then
+  if finished "$out"; then
     echo "distill_default: teacher stage $out is finished; skipped" >&2
     return
   fi
   kdcam distill fit-teacher --data "$DATA" --out "$out" "$@" "${TEACHER[@]}"
-  rm -f "$out/train_state.safetensors" "$out/train_state.json" "$out/teacher-last.safetensors"
+  settle "$out"
+  rm -f "$out/teacher-last.safetensors"
 }
 if [[ $step == teacher || $step == all ]]; then
   # stage 1 from scratch on the heavy mix; stage 2 fine-tunes it on the `webcam` mix (mild and no damage too);
@@ -63,19 +79,18 @@ if [[ $step == teacher || $step == all ]]; then
 fi
 TEACHER_BEST=$STAGES/teacher-camera2/teacher-best.safetensors
 
-if [[ $step == label || $step == all ]]; then
-  kdcam distill label --data "$DATA" --teacher "$TEACHER_BEST" --out "$RUNS/labels-camera-soft" \
+LABELS=$RUNS/labels-camera-soft
+if [[ $step == label || $step == all || ( $step == students && ! -f $LABELS/manifest.json ) ]]; then
+  kdcam distill label --data "$DATA" --teacher "$TEACHER_BEST" --out "$LABELS" \
     --items "$ITEMS" --crop "$CROP" --degradation camera --soft-reference "$SOFT" --threads "$THREADS" --no-progress
-  # the footage experiment: the teacher's outputs on real frames, as they are (the camera already degraded them)
-  kdcam distill label --data "$DATA" --teacher "$TEACHER_BEST" --out "$RUNS/labels-footage" \
-    --footage "$FOOTAGE" --footage-every 3 --items "$FOOTAGE_ITEMS" --crop "$CROP" --degradation clean --threads "$THREADS" --no-progress
 fi
 
-train() {  # NAME ARCH ALPHA [extra options]: one student run in the background, one thread
+train() {  # NAME ARCH ALPHA [extra options]: one student run into $STAGES/NAME, in the background, one thread
   local name=$1 arch=$2 alpha=$3
   shift 3
-  kdcam distill train --data "$DATA" --labels "$RUNS/labels-camera-soft" --arch "$arch" --alpha "$alpha" --out "$RUNS/$name" \
-    "${STUDENT[@]}" "$@" > "$RUNS/$name.log" 2>&1 &
+  finished "$STAGES/$name" && return
+  { kdcam distill train --data "$DATA" --labels "$LABELS" --arch "$arch" --alpha "$alpha" --out "$STAGES/$name" \
+      "${STUDENT[@]}" "$@" > "$RUNS/$name.log" 2>&1 && settle "$STAGES/$name"; } &
   pids+=($!)
 }
 wait_all() {
@@ -84,38 +99,39 @@ wait_all() {
 }
 
 if [[ $step == students || $step == all ]]; then
+  # the candidates of each member (chosen on validation), the wider candidate, and the alpha = 0 ablation
   pids=()
-  for a in $ALPHAS; do train "quality-alpha$a" "$QUALITY" "$a"; train "fast-alpha$a" "$FAST" "$a"; wait_all; done
-  train quality-alpha0 "$QUALITY" 0
-  train quality-footage "$QUALITY" 0.5 --footage-labels "$RUNS/labels-footage" --footage-share 0.25
+  train quality-alpha1.0 "$QUALITY" 1.0; train quality-alpha1.0-decision "$QUALITY" 1.0 "${DECISION[@]}"; wait_all
+  train fast-alpha1.0-decision "$FAST" 1.0 "${DECISION[@]}"; train wide-alpha1.0-decision "$WIDE" 1.0 "${DECISION[@]}"
   wait_all
+  train quality-alpha0 "$QUALITY" 0; wait_all
 fi
 
 gate() {  # RUN: the second stage of a run, in the background, into RUN-gate
-  kdcam distill train --data "$DATA" --init "$RUNS/$1/student-best.safetensors" --out "$RUNS/$1-gate" "${GATE[@]}" \
-    > "$RUNS/$1-gate.log" 2>&1 &
+  finished "$STAGES/$1-gate" && return
+  { kdcam distill train --data "$DATA" --init "$STAGES/$1/student-best.safetensors" --out "$STAGES/$1-gate" "${GATE[@]}" \
+      > "$RUNS/$1-gate.log" 2>&1 && settle "$STAGES/$1-gate"; } &
   pids+=($!)
 }
 
 if [[ $step == ship || $step == all ]]; then
   # no added flicker: a candidate must keep vtest.avi's static-region frame-to-frame change within 10% of the input's
-  for run in "$RUNS"/quality-alpha* "$RUNS"/fast-alpha* "$RUNS"/quality-footage; do
+  for run in "$STAGES"/quality-alpha1* "$STAGES"/fast-alpha* "$STAGES"/wide-alpha*; do
     if [[ -f $run/summary.json && ! -f $run/stability.json && $run != *-gate ]]; then
-      kdcam distill export --run "$run" --output "$run/candidate.safetensors" --no-onnx
-      python scripts/temporal_stability.py "$VIDEO" --model "$run/candidate.safetensors" --json "$run/stability.json"
+      kdcam distill export --run "$run" --output "$RUNS/$(basename "$run")-candidate.safetensors" --no-onnx
+      python scripts/temporal_stability.py "$VIDEO" --model "$RUNS/$(basename "$run")-candidate.safetensors" \
+        --json "$run/stability.json"
     fi
   done
-  python scripts/choose_alpha.py --runs "$RUNS" --alphas $ALPHAS --notes "$RUNS/notes.md" > "$RUNS/chosen.txt"
+  python scripts/choose_alpha.py --runs "$STAGES" --notes "$RUNS/notes.md" > "$RUNS/chosen.txt"
   read -r quality fast < "$RUNS/chosen.txt"
-  # the footage counterpart of the quality member: with footage labels if it has none, else without
-  counterpart=quality-footage; [[ $quality == quality-footage ]] && counterpart=quality-alpha0.5
   pids=()
   gate "$quality"; gate "$fast"; wait_all
-  gate quality-alpha0; gate "$counterpart"; wait_all
-  python scripts/ship_default.py --member "quality=$RUNS/$quality-gate" --member "fast=$RUNS/$fast-gate" \
+  gate quality-alpha0; wait_all
+  python scripts/ship_default.py --member "quality=$STAGES/$quality-gate" --member "fast=$STAGES/$fast-gate" \
     --teacher-run "$STAGES/teacher-tiny" --teacher-run "$STAGES/teacher-tiny-ft" --teacher-run "$STAGES/teacher-camera" \
     --teacher-run "$STAGES/teacher-camera2" \
-    --ablation "$RUNS/quality-alpha0-gate" --footage "$RUNS/$counterpart-gate" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
+    --ablation "$STAGES/quality-alpha0-gate" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
     --eval-data "$EVAL" --sources ../shared/data/SOURCES.md --report docs/distill
   python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json
 fi

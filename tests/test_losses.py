@@ -12,6 +12,7 @@ from distill.losses import (
     DistillLoss,
     RestorationLoss,
     charbonnier,
+    decision_loss,
     edge_loss,
     frequency_loss,
     l1,
@@ -90,6 +91,34 @@ def test_distill_loss_rejects_bad_alpha_and_missing_teacher():
         DistillLoss(alpha=-0.1)
     with pytest.raises(KdcamError, match="teacher"):
         DistillLoss(alpha=0.5)(pred, gt, None)
+
+
+def test_decision_loss_makes_the_student_leave_alone_what_the_teacher_leaves_alone():
+    g = torch.Generator().manual_seed(5)
+    inp = torch.rand(2, 3, 16, 16, generator=g)
+    acts = inp + 0.05 * torch.randn(2, 3, 16, 16, generator=g)
+    faint = inp + 0.004 * torch.randn(2, 3, 16, 16, generator=g)  # about one 8-bit level: "left alone"
+    assert float(decision_loss(inp.clone(), inp, inp)) == 0.0  # both leave it alone
+    assert float(decision_loss(acts, acts, inp)) == 0.0
+    # acting where the teacher leaves a crop alone costs far more than its tiny pixel error suggests
+    assert float(decision_loss(acts, inp, inp)) > 1.0 and float(decision_loss(faint, inp, inp)) > 0.1
+    assert float(decision_loss(faint, inp, inp)) < float(decision_loss(acts, inp, inp))
+    pred = acts.clone().requires_grad_(True)
+    decision_loss(pred, inp, inp).backward()
+    assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+
+
+def test_distill_loss_adds_the_decision_term_and_needs_a_teacher_for_it():
+    pred, gt = _pair(6)
+    inp = gt * 0.9
+    total, logs = DistillLoss(alpha=0.0, decision_weight=0.5)(pred, gt, gt, inp)
+    crit = RestorationLoss("charbonnier")
+    assert float(total) == pytest.approx(float(crit(pred, gt) + 0.5 * decision_loss(pred, gt, inp)), rel=1e-6)
+    assert "decision" in logs and "kd" not in logs
+    with pytest.raises(KdcamError, match="teacher"):
+        DistillLoss(alpha=0.0, decision_weight=0.5)(pred, gt, None, inp)
+    with pytest.raises(KdcamError, match="decision-weight"):
+        DistillLoss(decision_weight=-1.0)
 
 
 def test_losses_have_gradients():

@@ -67,6 +67,8 @@ STUDENTS: dict[str, Callable[[], S2DConfig | SRCNNConfig]] = {
     "kd-s4-c32-pg": _s2d(32, 3, act="prelu", gate="learned"),
     "kd-s4-c16-pa": _s2d(16, 3, act="prelu", gate="attention"),
     "kd-s4-c24-pa": _s2d(24, 3, act="prelu", gate="attention"),
+    "kd-s4-c32-pa": _s2d(32, 3, act="prelu", gate="attention"),  # a wider member, for CPUs with bf16 or AMX
+    "kd-s4-c32-n4-pa": _s2d(32, 4, act="prelu", gate="attention"),  # wider and one conv deeper
     "srcnn-955": SRCNNConfig,  # the seed project's network: a speed reference
 }
 
