@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Commit the teacher's stage folders (docs/distill/stages): every finished stage's teacher and records, and the
+# Commit the training stage folders (docs/distill/stages): every finished stage's model and records, and the
 # resumable state of the stage in progress, so that a session that ends, on a machine that is not kept, loses at
 # most the steps since the last commit. Commits those paths only, whatever else is staged.
 #
@@ -13,8 +13,9 @@ if git diff --cached --quiet -- "$STAGES"; then
   echo "commit_stages: nothing new in $STAGES" >&2
   exit 0
 fi
-steps=$(for log in "$STAGES"/*/log.jsonl; do
-  [[ -f $log ]] && printf '%s %s; ' "$(basename "$(dirname "$log")")" "$(tail -n 1 "$log" | sed -E 's/.*"step": ([0-9]+).*/step \1/')"
+steps=$(for state in "$STAGES"/*/train_state.json; do  # the stages in progress, at their resumable step
+  [[ -f $state ]] && printf '%s resumable at step %s; ' "$(basename "$(dirname "$state")")" \
+    "$(sed -nE 's/^ *"step": ([0-9]+),?$/\1/p' "$state" | head -n 1)"
 done)
-git commit -q -m "Teacher stages checkpoint: ${steps%; }" -- "$STAGES"
+git commit -q -m "Training stages checkpoint: ${steps:-finished stages only}" -- "$STAGES"
 git log -1 --oneline
