@@ -14,8 +14,10 @@ if git diff --cached --quiet -- "$STAGES"; then
   exit 0
 fi
 steps=$(for state in "$STAGES"/*/train_state.json; do  # the stages in progress, at their resumable step
-  [[ -f $state ]] && printf '%s resumable at step %s; ' "$(basename "$(dirname "$state")")" \
-    "$(sed -nE 's/^ *"step": ([0-9]+),?$/\1/p' "$state" | head -n 1)"
+  if [[ -f $state ]]; then
+    printf '%s resumable at step %s; ' "$(basename "$(dirname "$state")")" \
+      "$(sed -nE 's/^ *"step": ([0-9]+),?$/\1/p' "$state" | head -n 1)"
+  fi
 done)
 git commit -q -m "Training stages checkpoint: ${steps:-finished stages only}" -- "$STAGES"
 git log -1 --oneline
