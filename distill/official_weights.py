@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from distill.restormer import RESTORMER_DEFAULTS, Restormer, preset_config
-from engines.errors import KdcamError
+from engines.errors import KdcamError, shown
 
 _LEVELS = ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
 
@@ -113,13 +113,47 @@ def load_strict(model: Restormer, state: Mapping[str, torch.Tensor]) -> None:
     model.load_state_dict(state, strict=True)
 
 
+#: what a Restormer config from a file may say, checked before anything is built (the released
+#: checkpoints use dim 48, 4-8 blocks a level, 1-8 heads): field -> (types, lowest, highest) or choices
+CONFIG_LIMITS: dict[str, tuple] = {
+    "inp_channels": ((int,), (1, 3, 6)), "out_channels": ((int,), (1, 3)), "dim": ((int,), 1, 256),
+    "num_blocks": ((list, tuple), 1, 16), "num_refinement_blocks": ((int,), 1, 16), "heads": ((list, tuple), 1, 64),
+    "ffn_expansion_factor": ((int, float), 0.5, 8.0), "bias": ((bool,), (False, True)),
+    "LayerNorm_type": ((str,), ("WithBias", "BiasFree")), "dual_pixel_task": ((bool,), (False, True)),
+}
+
+
+def _check_field(key: str, value: Any) -> None:
+    types, *limits = CONFIG_LIMITS[key]
+    sequence = list in types
+    want = (f"4 integers of {limits[0]} to {limits[1]}" if sequence else
+            f"one of {limits[0]}" if len(limits) == 1 else f"a number of {limits[0]} to {limits[1]}")
+    if isinstance(value, bool) != (bool in types) or not isinstance(value, types) or (sequence and len(value) != 4):
+        raise KdcamError(f"Restormer config {key!r} is {shown(value)}; expected {want}")
+    for item in value if sequence else [value]:
+        if sequence and (isinstance(item, bool) or not isinstance(item, int)):
+            raise KdcamError(f"Restormer config {key!r} is {shown(value)}; expected {want}")
+        if not (item in limits[0] if len(limits) == 1 else limits[0] <= item <= limits[1]):
+            raise KdcamError(f"Restormer config {key!r} is {shown(value)}; expected {want}")
+
+
 def resolve_config(config: Mapping[str, Any] | str) -> dict[str, Any]:
+    """The constructor kwargs of a preset name, or of a config read from a file: its keys,
+    types and sizes checked against ``CONFIG_LIMITS`` before anything is built."""
     if isinstance(config, str):
         return preset_config(config)
+    if not isinstance(config, Mapping):
+        raise KdcamError(f"a Restormer config is a JSON object, not {type(config).__name__}")
     unknown = set(config) - set(RESTORMER_DEFAULTS)
     if unknown:
-        raise KdcamError(f"unknown Restormer config keys {sorted(unknown)}; use the official constructor kwargs")
-    return {**RESTORMER_DEFAULTS, **config}
+        raise KdcamError(f"unknown Restormer config keys {sorted(unknown)[:5]}; use the official constructor kwargs")
+    merged = {**RESTORMER_DEFAULTS, **config}
+    for key, value in merged.items():
+        _check_field(key, value)
+    widths = [merged["dim"] * 2 ** level for level in range(4)]
+    if any(width % heads for width, heads in zip(widths, merged["heads"])):
+        raise KdcamError(f"Restormer config heads {merged['heads']} do not divide the widths {widths}")
+    return merged
 
 
 def load_official_checkpoint(path: str | os.PathLike, *, config: Mapping[str, Any] | str | None = None) -> Restormer:

@@ -148,7 +148,9 @@ def load_teacher(path: str | os.PathLike) -> Restormer:
     path = Path(path)
     meta = read_teacher_metadata(path)
     try:
-        model = Restormer(**resolve_config(meta["config"]))
+        model = Restormer(**resolve_config(meta.get("config")))
+    except KdcamError as err:  # checked against the limits before anything is built
+        raise KdcamError(f"{path}: {err}; re-save the teacher") from None
     except (TypeError, KeyError):
         raise KdcamError(f"{path} has an invalid teacher config; re-save the teacher") from None
     try:
