@@ -43,9 +43,11 @@ def _soft_camera() -> Degradation:
 
     * optics: a soft lens or a slightly missed focus (Gaussian sigma 0.5-1.8: a 720p webcam
       lens is rarely sharper than sigma 0.5 and past 1.8 the frame is visibly out of focus),
-      a clearly missed focus (a lens's defocus is a disk, radius 0.8-2.5 px), or a head
-      moving during the 1/30 s exposure (1.5-5 px). 35% of the crops are a sharp camera:
-      untouched optics or sigma below 0.4, so the model learns to leave those alone;
+      a clearly missed focus (a lens's defocus is a disk, radius 0.8-3 px: autofocus that
+      settled on the background; a fifth of the frames, since a disk's ringing spectrum is
+      what a Gaussian-trained model recovers worst), or a head moving during the 1/30 s
+      exposure (1.5-5 px). 35% of the crops are a sharp camera: untouched optics or sigma
+      below 0.4, so the model learns to leave those alone;
     * a lower sensor mode scaled up by the camera (binned 640x360 shown as 720p, digital
       zoom): area or bicubic down by 1.2-2, bicubic or bilinear up, on 35% of the crops;
     * sensor noise after the ISP, mostly luma, up to about 3 levels (8-bit) in the shadows
@@ -55,9 +57,9 @@ def _soft_camera() -> Degradation:
     * the camera's MJPEG (quality 70-95, what UVC webcams send at 720p and above), on 85%.
     """
     optics = RandomChoice(
-        [GaussianBlur(sigma=(0.5, 1.8)), DiskBlur(radius=(0.8, 2.5)), MotionBlur(length=(1.5, 5.0)),
+        [GaussianBlur(sigma=(0.5, 1.8)), DiskBlur(radius=(0.8, 3.0)), MotionBlur(length=(1.5, 5.0)),
          GaussianBlur(sigma=(0.0, 0.4)), Identity()],
-        weights=[0.45, 0.12, 0.08, 0.15, 0.20],
+        weights=[0.37, 0.20, 0.08, 0.15, 0.20],
     )
     return Compose([
         optics,
@@ -156,7 +158,12 @@ def _webcam() -> Degradation:
             RandomChoice(
                 [
                     Resize(factor=(1.1, 3.0), down=("bicubic", "area"), up=("bicubic", "bilinear")),
-                    Resize(factor=(1.25, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=JPEG(quality=(20, 80))),
+                    Resize(
+                        factor=(1.25, 2.5),
+                        down=("area", "bicubic"),
+                        up=("bilinear", "bicubic"),
+                        inner=JPEG(quality=(20, 80)),
+                    ),
                     JPEG(quality=(20, 85)),
                     Identity(),
                 ],
@@ -182,7 +189,12 @@ def _webcam_heavy() -> Degradation:
             RandomChoice(
                 [
                     Resize(factor=(1.25, 3.0), down=("bicubic", "area"), up=("bicubic", "bilinear")),
-                    Resize(factor=(1.25, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=JPEG(quality=(20, 60))),
+                    Resize(
+                        factor=(1.25, 2.5),
+                        down=("area", "bicubic"),
+                        up=("bilinear", "bicubic"),
+                        inner=JPEG(quality=(20, 60)),
+                    ),
                     JPEG(quality=(20, 60)),
                 ],
                 weights=[0.4, 0.4, 0.2],
@@ -204,9 +216,10 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     # not a camera's damage but soft content (a soft subject, a soft photo): applied to the REFERENCE of a
     # share of training crops (DataConfig.soft_reference), it teaches that a soft-looking frame is not always
     # a blurred one, which keeps a model from sharpening frames that are as sharp as they get
-    "soft-reference": lambda: RandomChoice([GaussianBlur(sigma=(0.4, 1.2)),
-                                            Resize(factor=(1.3, 2.5), down="area", up=("bicubic", "bilinear"))],
-                                           weights=[0.6, 0.4]),
+    "soft-reference": lambda: RandomChoice(
+        [GaussianBlur(sigma=(0.4, 1.2)), Resize(factor=(1.3, 2.5), down="area", up=("bicubic", "bilinear"))],
+        weights=[0.6, 0.4],
+    ),
     # the seed project's degradation: bicubic x2 down, bicubic up
     "bicubic-x2": lambda: Resize(factor=2.0, down="bicubic", up="bicubic"),
     # out of focus: a Gaussian or a disk (pillbox) blur
@@ -214,9 +227,13 @@ PRESETS: dict[str, Callable[[], Degradation]] = {
     # small camera or subject motion
     "motion": lambda: MotionBlur(length=(3.0, 9.0), angle=(0.0, 180.0)),
     # a video call: downscaled, JPEG-compressed at low quality, scaled back up
-    "stream": lambda: Resize(factor=(1.5, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=JPEG(quality=(20, 60))),
+    "stream": lambda: Resize(
+        factor=(1.5, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=JPEG(quality=(20, 60))
+    ),
     # the same through a real video codec (MPEG-4 Part 2 via OpenCV/FFmpeg)
-    "stream-mpeg4": lambda: Resize(factor=(1.5, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=VideoCodec()),
+    "stream-mpeg4": lambda: Resize(
+        factor=(1.5, 2.5), down=("area", "bicubic"), up=("bilinear", "bicubic"), inner=VideoCodec()
+    ),
     # the training mix of all of the above plus sensor noise
     "webcam": _webcam,
     # the earlier, heavier mix (always scaled or compressed)
