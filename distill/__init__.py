@@ -7,7 +7,7 @@ Names are loaded on first use (PEP 562), so ``import distill`` does not pull in 
 
 from __future__ import annotations
 
-from engines.lazy import lazy_exports
+from engines.foundation.lazy import lazy_exports
 
 _EXPORTS = {
     "Restormer": "distill.restormer",

@@ -12,15 +12,39 @@ from typing import Any
 
 #: the run settings a card repeats, when the run has them
 CARD_KEYS = (
-    "arch", "size", "init", "config", "parameters", "macs_per_pixel", "trained_macs_per_pixel",
-    "data", "data_split", "degradation", "soft_reference", "crop", "teacher", "labels", "items", "alpha",
-    "decision_weight", "footage_labels", "footage_share", "loss", "edge_weight", "freq_weight", "batch_size", "lr", "seed",
-    "train_only", "previous_stage",
+    "arch",
+    "size",
+    "init",
+    "config",
+    "parameters",
+    "macs_per_pixel",
+    "trained_macs_per_pixel",
+    "data",
+    "data_split",
+    "degradation",
+    "soft_reference",
+    "crop",
+    "teacher",
+    "labels",
+    "items",
+    "alpha",
+    "decision_weight",
+    "footage_labels",
+    "footage_share",
+    "loss",
+    "edge_weight",
+    "freq_weight",
+    "batch_size",
+    "lr",
+    "seed",
+    "train_only",
+    "previous_stage",
 )
 
 
-def model_card(settings: dict[str, Any], history: list[dict[str, Any]], *, steps: int, which: str,
-               best: bool = False) -> dict[str, Any]:
+def model_card(
+    settings: dict[str, Any], history: list[dict[str, Any]], *, steps: int, which: str, best: bool = False
+) -> dict[str, Any]:
     """The card of a model trained for ``steps`` steps with ``settings``.
 
     ``which`` says which weights these are ("last", "best", "train state at step N");

@@ -16,8 +16,9 @@ from typing import Annotated, Optional
 import typer
 
 from distill.config import EvaluateConfig, LabelConfig, TeacherConfig, TrainConfig
-from engines.errors import run_cli
-from engines.options import typer_app, typer_command
+from engines.foundation.cli import run_cli
+from engines.foundation.cli import typer_app
+from engines.foundation.options import typer_command
 
 app = typer_app("distill", "Train and ship the student: fit-teacher, label, train, evaluate, export.")
 

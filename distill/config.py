@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from engines.options import default, opt
+from engines.foundation.options import default, opt
 from engines.registry import ENGINE_NAMES
 
 

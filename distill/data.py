@@ -235,7 +235,8 @@ class PatchDataset(Dataset):
         h, w = image.shape[:2]
         if h < size or w < size:
             pad_h, pad_w = max(0, size - h), max(0, size - w)
-            image = np.pad(image, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)), mode="symmetric")
+            pads = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
+            image = np.pad(image, pads, mode="symmetric")
             h, w = image.shape[:2]
         y = int(rng.integers(0, h - size + 1))
         x = int(rng.integers(0, w - size + 1))

@@ -61,7 +61,9 @@ def as_float_bgr(image: np.ndarray) -> np.ndarray:
     Raises KdcamError for anything that is not a 3-channel image.
     """
     if image.ndim != 3 or image.shape[2] != 3:
-        raise KdcamError(f"expected a BGR image of shape HxWx3, got shape {image.shape}; convert it to 3 channels first")
+        raise KdcamError(
+            f"expected a BGR image of shape HxWx3, got shape {image.shape}; convert it to 3 channels first"
+        )
     if image.dtype == np.uint8:
         return to_float(image)
     return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
@@ -143,7 +145,9 @@ class GaussianBlur(Degradation):
             return finish(image.copy())
         radius = max(1, int(math.ceil(3.0 * sigma)))
         size = 2 * radius + 1
-        return finish(cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101))
+        return finish(
+            cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+        )
 
     def describe(self) -> str:
         return f"gaussian blur sigma {_fmt(self.sigma)}"
@@ -293,12 +297,18 @@ class CameraDenoise(Degradation):
         if kind == "blur":
             sigma = 0.6 * radius
             size = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
-            return finish(cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma,
-                                           borderType=cv2.BORDER_REFLECT_101))
+            return finish(
+                cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+            )
         if kind == "nlmeans":
             ycc = cv2.cvtColor(to_uint(image), cv2.COLOR_BGR2YCrCb)
-            ycc[..., 0] = cv2.fastNlMeansDenoising(np.ascontiguousarray(ycc[..., 0]), None, h=1.2 * 255.0 * strength,
-                                                   templateWindowSize=5, searchWindowSize=11)
+            ycc[..., 0] = cv2.fastNlMeansDenoising(
+                np.ascontiguousarray(ycc[..., 0]),
+                None,
+                h=1.2 * 255.0 * strength,
+                templateWindowSize=5,
+                searchWindowSize=11,
+            )
             return finish(to_float(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)))
         raise ValueError(f"CameraDenoise: unknown kind {kind!r}")
 

@@ -32,7 +32,7 @@ from engines.atomic import atomic_path, atomic_write_text, check_writable
 from engines.classical import laplacian_sharpen, unsharp_mask
 from engines.errors import KdcamError
 from engines.pixels import to_float, to_uint
-from engines.timing import time_fps
+from engines.foundation.timing import time_fps
 
 Method = Callable[[np.ndarray], np.ndarray]
 
@@ -57,7 +57,9 @@ def _run(name: str, method: Method, image: np.ndarray) -> tuple[np.ndarray, floa
     out = np.asarray(method(image))
     elapsed = time.perf_counter() - start
     if out.shape != image.shape:
-        raise KdcamError(f"method {name!r} returned shape {out.shape} for an input of shape {image.shape}; it must keep the size")
+        raise KdcamError(
+            f"method {name!r} returned shape {out.shape} for an input of shape {image.shape}; it must keep the size"
+        )
     return np.clip(to_float(out), 0.0, 1.0), elapsed
 
 
@@ -81,7 +83,9 @@ def _json_safe(value):
     return value
 
 
-def _load(images_dir: str | Path, max_images: int | None, max_side: int | None) -> tuple[list[np.ndarray], list[Path], list[Path]]:
+def _load(
+    images_dir: str | Path, max_images: int | None, max_side: int | None
+) -> tuple[list[np.ndarray], list[Path], list[Path]]:
     if max_images is not None and max_images < 1:
         raise KdcamError(f"max_images must be at least 1, not {max_images}")
     paths = list_images(images_dir)
@@ -94,12 +98,22 @@ def _load(images_dir: str | Path, max_images: int | None, max_side: int | None) 
     return images, paths, skipped
 
 
-def _score_preset(preset: str, images: list[np.ndarray], names: list[str], table: dict[str, Method], *,
-                  seed: int, speed: dict, warmed: set[str], grid: dict | None) -> dict:
+def _score_preset(
+    preset: str,
+    images: list[np.ndarray],
+    names: list[str],
+    table: dict[str, Method],
+    *,
+    seed: int,
+    speed: dict,
+    warmed: set[str],
+    grid: dict | None,
+) -> dict:
     """One preset's block of results.json; with ``grid`` (labels, rows, crop size) fills its tiles."""
     degradation = get_preset(preset)
-    rows = {name: {"psnr": 0.0, "ssim": 0.0, "total_s": 0.0, "fps": None, **speed[name], "per_image": []}
-            for name in table}
+    rows = {
+        name: {"psnr": 0.0, "ssim": 0.0, "total_s": 0.0, "fps": None, **speed[name], "per_image": []} for name in table
+    }
     for i, clean in enumerate(images):
         degraded = degrade(clean, degradation, seed=image_seed(seed, i))
         outputs: dict[str, np.ndarray] = {}
@@ -117,7 +131,9 @@ def _score_preset(preset: str, images: list[np.ndarray], names: list[str], table
         if grid is not None and i < grid["rows"]:
             size = min(grid["crop"], clean.shape[0], clean.shape[1])
             y, x = detail_crop(clean, size)
-            grid["tiles"].append([im[y : y + size, x : x + size] for im in [*(outputs[n] for n in grid["labels"]), clean]])
+            grid["tiles"].append(
+                [im[y : y + size, x : x + size] for im in [*(outputs[n] for n in grid["labels"]), clean]]
+            )
     for row in rows.values():
         scores = row["per_image"]
         row["psnr"] = float(np.mean([s["psnr"] for s in scores]))
@@ -189,14 +205,32 @@ def evaluate(
             frame = _timing_frame(images[0], size)
             for name, method in table.items():
                 if method is not BUILTIN_METHODS["input"]:  # the identity row has no speed to report
-                    speed[name][key] = time_fps(lambda: method(frame), warmup=1, min_runs=min(3, runs), min_seconds=0.0,
-                                                max_seconds=10.0 * runs, max_runs=runs)
+                    speed[name][key] = time_fps(
+                        lambda: method(frame),
+                        warmup=1,
+                        min_runs=min(3, runs),
+                        min_seconds=0.0,
+                        max_seconds=10.0 * runs,
+                        max_runs=runs,
+                    )
     warmed: set[str] = set(table) if timing else set()  # the timing warmed them up
-    labels = list(dict.fromkeys([n for n in ("input", "unsharp") if n in table]
-                                + [n for n in table if n not in BUILTIN_METHODS or n in (methods or {})]))
-    results: dict = {"images_dir": str(images_dir), "images": names, "num_images": len(images),
-                     "skipped": [str(p) for p in skipped], "seed": int(seed), "max_side": max_side,
-                     "methods": list(table), "speed": speed, "presets": {}}
+    labels = list(
+        dict.fromkeys(
+            [n for n in ("input", "unsharp") if n in table]
+            + [n for n in table if n not in BUILTIN_METHODS or n in (methods or {})]
+        )
+    )
+    results: dict = {
+        "images_dir": str(images_dir),
+        "images": names,
+        "num_images": len(images),
+        "skipped": [str(p) for p in skipped],
+        "seed": int(seed),
+        "max_side": max_side,
+        "methods": list(table),
+        "speed": speed,
+        "presets": {},
+    }
     for preset in presets:
         grid = {"labels": labels, "rows": grid_rows, "crop": grid_crop, "tiles": []} if crop_grid else None
         block = _score_preset(preset, images, names, table, seed=seed, speed=speed, warmed=warmed, grid=grid)
@@ -228,7 +262,9 @@ def student_method(path: str | Path, engine: str, precision: str = "fp32") -> tu
         from engines import create_engine
         from engines.registry import engine_options
 
-        runtime = create_engine(engine, model=model, **engine_options(engine, precision=None if precision == "auto" else precision))
+        runtime = create_engine(
+            engine, model=model, **engine_options(engine, precision=None if precision == "auto" else precision)
+        )
         return model.name, lambda bgr: runtime.sharpen(to_uint(bgr))
     student = model.student.collapse().eval()
 
@@ -289,6 +325,14 @@ def evaluate_models(config: EvaluateConfig) -> dict[str, Any]:
         while name in methods:
             name, k = f"{base}-{k}", k + 1
         methods[name] = fn
-    return evaluate(images_dir=config.data, presets=config.preset_list(), methods=methods, max_images=config.max_images,
-                    out_dir=config.out, seed=config.seed, crop_grid=config.crop_grid, timing=config.timing,
-                    max_side=config.max_side)
+    return evaluate(
+        images_dir=config.data,
+        presets=config.preset_list(),
+        methods=methods,
+        max_images=config.max_images,
+        out_dir=config.out,
+        seed=config.seed,
+        crop_grid=config.crop_grid,
+        timing=config.timing,
+        max_side=config.max_side,
+    )

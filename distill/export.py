@@ -53,7 +53,9 @@ def resolve_source(*, run: str | Path | None = None, checkpoint: str | Path | No
             state = run / "train_state.safetensors"
             if state.is_file():
                 return state
-            raise KdcamError(f"{run}: no student-{which}.safetensors or train_state.safetensors; has training run there?")
+            raise KdcamError(
+                f"{run}: no student-{which}.safetensors or train_state.safetensors; has training run there?"
+            )
         return path
     path = Path(checkpoint).expanduser()
     if not path.is_file():
@@ -108,5 +110,9 @@ def export_student(
     onnx_path = None
     if onnx:
         onnx_path = write_onnx(open_model(path), sibling_onnx(path))
-    return {"checkpoint": str(path), "json": str(path.with_suffix(".json")),
-            "onnx": str(onnx_path) if onnx_path else None, "card": full_card}
+    return {
+        "checkpoint": str(path),
+        "json": str(path.with_suffix(".json")),
+        "onnx": str(onnx_path) if onnx_path else None,
+        "card": full_card,
+    }

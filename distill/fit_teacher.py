@@ -94,15 +94,27 @@ def fit_teacher(config: TeacherConfig) -> dict[str, Any]:
         split = prepare_data(config, load_val=config.val_every > 0)
         torch.manual_seed(config.seed)
         model, origin = build_teacher(config)
-        if model.config.get("inp_channels") != 3 or model.config.get("out_channels") != 3 or model.config.get("dual_pixel_task"):
+        if (
+            model.config.get("inp_channels") != 3
+            or model.config.get("out_channels") != 3
+            or model.config.get("dual_pixel_task")
+        ):
             raise KdcamError("the teacher must be a 3-channel image-to-image Restormer (not gray or dual-pixel)")
         dataset = make_patches(split, config, length=config.steps * config.batch_size)
         val_batch = make_val_batch(split, config, items=config.val_items) if config.val_every else None
         name = f"restormer-{origin.get('size') or Path(origin['init']).stem}"
-        facts = {"config": model.config, "origin": origin, "size": origin.get("size"), "init": origin["init"],
-                 "parameters": num_parameters(model), "macs_per_pixel": restormer_macs_per_pixel(model.config)["total"],
-                 "data": str(Path(config.data).expanduser().resolve()), "data_split": split.describe(),
-                 "color_order": "RGB in/out (as the official Restormer)"}
-        task = TeacherTask(name=name, model=model, criterion=criterion, dataset=dataset, val_batch=val_batch,
-                           facts=facts)
+        facts = {
+            "config": model.config,
+            "origin": origin,
+            "size": origin.get("size"),
+            "init": origin["init"],
+            "parameters": num_parameters(model),
+            "macs_per_pixel": restormer_macs_per_pixel(model.config)["total"],
+            "data": str(Path(config.data).expanduser().resolve()),
+            "data_split": split.describe(),
+            "color_order": "RGB in/out (as the official Restormer)",
+        }
+        task = TeacherTask(
+            name=name, model=model, criterion=criterion, dataset=dataset, val_batch=val_batch, facts=facts
+        )
         return run_loop(task, config, info)

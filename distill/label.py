@@ -29,7 +29,7 @@ from distill.split import make_patches, prepare_data
 from distill.teacher import load_any_teacher, teacher_bgr
 from engines.atomic import atomic_path, atomic_write_text, remove_stale_partials
 from engines.errors import KdcamError
-from engines.options import flag
+from engines.foundation.options import flag
 from engines.pixels import to_float, to_uint
 
 MANIFEST = "manifest.json"

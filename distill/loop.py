@@ -37,7 +37,7 @@ from distill.distributed import DistInfo, barrier, broadcast_error, reduce_means
 from distill.sampler import StepBatches
 from engines.atomic import atomic_write_text, check_writable, remove_stale_partials
 from engines.errors import KdcamError
-from engines.options import as_settings, resumable_names
+from engines.foundation.options import as_settings, resumable_names
 
 LOG_NAME = "log.jsonl"
 PLOT_NAME = "loss.png"
@@ -223,9 +223,13 @@ class Run:
                          "name": task.name, "world_size": info.world}
         self.module = task.module.to(info.device)
         self.params = [p for p in self.module.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay
+        )
         warmup = config.warmup if config.warmup is not None else min(500, config.steps // 50)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config.steps, warmup, config.min_lr_ratio))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(config.steps, warmup, config.min_lr_ratio)
+        )
         self.autocast, self.scaler, self.precision = autocast_factory(info.device, amp=config.amp, bf16=config.bf16)
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -276,7 +280,8 @@ class Run:
         if changed:
             diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:4])
             raise KdcamError(
-                f"{self.out} holds a run with other settings ({diffs}); resume with the same options or pass a new --out folder"
+                f"{self.out} holds a run with other settings ({diffs}); resume with the same options or pass "
+                "a new --out folder"
             )
 
     def train_step(self, train_module: nn.Module, batch: dict[str, Any]) -> dict[str, float]:
@@ -308,8 +313,12 @@ class Run:
         if not result:
             return result
         if result.get("output_is_input"):
-            print(f"warning: step {self.step}: the model's output equals its input on every validation crop "
-                  "(dead ReLUs, it will learn nothing more); rerun with a lower --lr", file=sys.stderr, flush=True)
+            print(
+                f"warning: step {self.step}: the model's output equals its input on every validation crop "
+                "(dead ReLUs, it will learn nothing more); rerun with a lower --lr",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.best_metric is None or result["val_psnr"] > self.best_metric:
             self.best_metric = result["val_psnr"]
             self.best_state = _state_dict_cpu(self.module)
@@ -319,15 +328,28 @@ class Run:
         from distill.plots import plot_history
         from distill.train_state import save_train_state
 
-        save_train_state(self.state_path, step=self.step, model=_state_dict_cpu(self.module),
-                         optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-                         scaler=self.scaler.state_dict() if self.scaler else None, best=self.best_state,
-                         best_metric=self.best_metric, history=self.history, settings=self.settings)
+        save_train_state(
+            self.state_path,
+            step=self.step,
+            model=_state_dict_cpu(self.module),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler else None,
+            best=self.best_state,
+            best_metric=self.best_metric,
+            history=self.history,
+            settings=self.settings,
+        )
         plot_history(self.history, self.out / PLOT_NAME, title=f"{self.task.kind} ({self.task.name})")
 
     def summary(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"steps": self.step, "resumed_from": self.resumed_from, "precision": self.precision,
-                                  "world_size": self.info.world, "best_val_psnr": self.best_metric}
+        result: dict[str, Any] = {
+            "steps": self.step,
+            "resumed_from": self.resumed_from,
+            "precision": self.precision,
+            "world_size": self.info.world,
+            "best_val_psnr": self.best_metric,
+        }
         train_entries = [e for e in self.history if "loss" in e]
         val_entries = [e for e in self.history if "val_psnr" in e]
         if train_entries:
@@ -341,10 +363,22 @@ class Run:
 
 def _loader(run: Run) -> DataLoader:
     cfg, info, task = run.config, run.info, run.task
-    sampler = StepBatches(start=run.step, stop=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
-                          items=task.items, rank=info.rank, world=info.world)
-    return DataLoader(task.dataset, batch_sampler=sampler, num_workers=cfg.workers,
-                      pin_memory=info.device.type == "cuda", persistent_workers=False)
+    sampler = StepBatches(
+        start=run.step,
+        stop=cfg.steps,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        items=task.items,
+        rank=info.rank,
+        world=info.world,
+    )
+    return DataLoader(
+        task.dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def _wrap(run: Run) -> nn.Module:
@@ -366,8 +400,14 @@ def run_loop(task: Task, config: LoopConfig, info: DistInfo) -> dict[str, Any]:
     run.resume()
     train_module = _wrap(run)
     log_file = open(run.out / LOG_NAME, "a", encoding="utf-8") if info.is_main else None
-    bar = tqdm(total=config.steps, initial=run.step, desc=f"{task.kind} {task.name}", dynamic_ncols=True,
-               disable=not (info.is_main and config.progress), smoothing=0.05)
+    bar = tqdm(
+        total=config.steps,
+        initial=run.step,
+        desc=f"{task.kind} {task.name}",
+        dynamic_ncols=True,
+        disable=not (info.is_main and config.progress),
+        smoothing=0.05,
+    )
     sums: dict[str, float] = {}
     count = 0
     started = time.perf_counter()
@@ -381,8 +421,14 @@ def run_loop(task: Task, config: LoopConfig, info: DistInfo) -> dict[str, Any]:
             if run.step % config.log_every == 0 or run.step == config.steps:
                 means = reduce_means(sums, count, info)
                 sums, count = {}, 0
-                entries.append({"step": run.step, "lr": run.scheduler.get_last_lr()[0], **means,
-                                "seconds": round(time.perf_counter() - started, 3)})
+                entries.append(
+                    {
+                        "step": run.step,
+                        "lr": run.scheduler.get_last_lr()[0],
+                        **means,
+                        "seconds": round(time.perf_counter() - started, 3),
+                    }
+                )
                 bar.set_postfix(loss=f"{means.get('loss', float('nan')):.4f}")
             if info.is_main and config.val_every and (run.step % config.val_every == 0 or run.step == config.steps):
                 result = run.validate()

@@ -109,25 +109,38 @@ def load_strict(model: Restormer, state: Mapping[str, torch.Tensor]) -> None:
         raise ValueError("keys do not match the configuration: " + ", ".join(parts))
     for name, param in expected.items():
         if tuple(state[name].shape) != tuple(param.shape):
-            raise ValueError(f"{name} has shape {tuple(state[name].shape)}, the configuration needs {tuple(param.shape)}")
+            raise ValueError(
+                f"{name} has shape {tuple(state[name].shape)}, the configuration needs {tuple(param.shape)}"
+            )
     model.load_state_dict(state, strict=True)
 
 
 #: what a Restormer config from a file may say, checked before anything is built (the released
 #: checkpoints use dim 48, 4-8 blocks a level, 1-8 heads): field -> (types, lowest, highest) or choices
 CONFIG_LIMITS: dict[str, tuple] = {
-    "inp_channels": ((int,), (1, 3, 6)), "out_channels": ((int,), (1, 3)), "dim": ((int,), 1, 256),
-    "num_blocks": ((list, tuple), 1, 16), "num_refinement_blocks": ((int,), 1, 16), "heads": ((list, tuple), 1, 64),
-    "ffn_expansion_factor": ((int, float), 0.5, 8.0), "bias": ((bool,), (False, True)),
-    "LayerNorm_type": ((str,), ("WithBias", "BiasFree")), "dual_pixel_task": ((bool,), (False, True)),
+    "inp_channels": ((int,), (1, 3, 6)),
+    "out_channels": ((int,), (1, 3)),
+    "dim": ((int,), 1, 256),
+    "num_blocks": ((list, tuple), 1, 16),
+    "num_refinement_blocks": ((int,), 1, 16),
+    "heads": ((list, tuple), 1, 64),
+    "ffn_expansion_factor": ((int, float), 0.5, 8.0),
+    "bias": ((bool,), (False, True)),
+    "LayerNorm_type": ((str,), ("WithBias", "BiasFree")),
+    "dual_pixel_task": ((bool,), (False, True)),
 }
 
 
 def _check_field(key: str, value: Any) -> None:
     types, *limits = CONFIG_LIMITS[key]
     sequence = list in types
-    want = (f"4 integers of {limits[0]} to {limits[1]}" if sequence else
-            f"one of {limits[0]}" if len(limits) == 1 else f"a number of {limits[0]} to {limits[1]}")
+    want = (
+        f"4 integers of {limits[0]} to {limits[1]}"
+        if sequence
+        else f"one of {limits[0]}"
+        if len(limits) == 1
+        else f"a number of {limits[0]} to {limits[1]}"
+    )
     if isinstance(value, bool) != (bool in types) or not isinstance(value, types) or (sequence and len(value) != 4):
         raise KdcamError(f"Restormer config {key!r} is {shown(value)}; expected {want}")
     for item in value if sequence else [value]:
@@ -150,7 +163,7 @@ def resolve_config(config: Mapping[str, Any] | str) -> dict[str, Any]:
     merged = {**RESTORMER_DEFAULTS, **config}
     for key, value in merged.items():
         _check_field(key, value)
-    widths = [merged["dim"] * 2 ** level for level in range(4)]
+    widths = [merged["dim"] * 2**level for level in range(4)]
     if any(width % heads for width, heads in zip(widths, merged["heads"])):
         raise KdcamError(f"Restormer config heads {merged['heads']} do not divide the widths {widths}")
     return merged

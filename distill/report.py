@@ -83,7 +83,8 @@ def results_markdown(results: dict) -> str:
         for name, row in block["methods"].items():
             lines.append(
                 f"| {name} | {_fmt(row['psnr'], '.2f')} | {_fmt(row['ssim'], '.4f')} | "
-                f"{format_fps(row.get('fps_720p'))} | {format_fps(row.get('fps_1080p'))} | {_fmt(row['total_s'], '.3f')} |"
+                f"{format_fps(row.get('fps_720p'))} | {format_fps(row.get('fps_1080p'))} | "
+                f"{_fmt(row['total_s'], '.3f')} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -34,7 +34,9 @@ def global_batch_indices(step: int, batch_size: int, *, seed: int, items: int | 
 class StepBatches:
     """Batch sampler: this rank's slice of each global batch, from ``start`` to ``stop``."""
 
-    def __init__(self, *, start: int, stop: int, batch_size: int, seed: int, items: int | None, rank: int, world: int) -> None:
+    def __init__(
+        self, *, start: int, stop: int, batch_size: int, seed: int, items: int | None, rank: int, world: int
+    ) -> None:
         self.start, self.stop = start, stop
         self.batch_size, self.seed, self.items = batch_size, seed, items
         self.rank, self.world = rank, world

@@ -115,11 +115,18 @@ def save_teacher(path: str | os.PathLike, model: Restormer, *, card: Mapping[str
 
     if not isinstance(model, Restormer):
         raise TypeError(f"save_teacher() needs a Restormer, got {type(model).__name__}")
-    header = {"format": TEACHER_FORMAT, "version": TEACHER_FORMAT_VERSION, "config": model.config, "card": dict(card or {})}
+    header = {
+        "format": TEACHER_FORMAT,
+        "version": TEACHER_FORMAT_VERSION,
+        "config": model.config,
+        "card": dict(card or {}),
+    }
     try:
         text = json.dumps(header, sort_keys=True)
     except (TypeError, ValueError) as err:
-        raise KdcamError(f"the teacher card is not JSON-serializable ({err}); use str/number/list/dict values") from None
+        raise KdcamError(
+            f"the teacher card is not JSON-serializable ({err}); use str/number/list/dict values"
+        ) from None
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -132,8 +139,14 @@ def read_teacher_metadata(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise KdcamError(f"teacher file {path} does not exist; check the path")
-    header = read_json_header(path, key=_META_KEY, fmt=TEACHER_FORMAT, version=TEACHER_FORMAT_VERSION,
-                              what="teacher file", fix="pass a teacher saved by `kdcam distill fit-teacher`")
+    header = read_json_header(
+        path,
+        key=_META_KEY,
+        fmt=TEACHER_FORMAT,
+        version=TEACHER_FORMAT_VERSION,
+        what="teacher file",
+        fix="pass a teacher saved by `kdcam distill fit-teacher`",
+    )
     return {"config": header.get("config"), "card": header.get("card") or {}}
 
 

@@ -6,7 +6,7 @@ engine do not import torch or any runtime.
 
 from __future__ import annotations
 
-from engines.lazy import lazy_exports
+from engines.foundation.lazy import lazy_exports
 
 _EXPORTS = {
     "Engine": "engines.base",

@@ -49,7 +49,9 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise KdcamError(f"cannot write the {what} {target}: cannot create its folder ({why(err)}); choose another path") from None
+        raise KdcamError(
+            f"cannot write the {what} {target}: cannot create its folder ({why(err)}); choose another path"
+        ) from None
     try:  # a virtual or read-only file system, or no permission: find out now, not after the work
         with tempfile.NamedTemporaryFile(prefix=f".{target.name}.probe-", dir=target.parent):
             pass
@@ -64,8 +66,12 @@ def _special_kind(path: Path) -> str | None:
         mode = os.stat(path).st_mode
     except OSError:
         return None
-    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISSOCK, "a socket"))
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
     return next((name for test, name in kinds if test(mode)), None)
 
 
@@ -100,8 +106,14 @@ def _plain_permissions(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str = "output",
-                keep_on_failure: bool | Callable[[], bool] = False, mode: int | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike,
+    *,
+    suffix: str | None = None,
+    what: str = "output",
+    keep_on_failure: bool | Callable[[], bool] = False,
+    mode: int | None = None,
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     ``suffix`` defaults to the target's own suffix, so writers that pick a format from
@@ -117,8 +129,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
     """
     target = check_writable(path, what=what)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=_partial_prefix(target),
-                                        suffix=target.suffix if suffix is None else suffix, dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=_partial_prefix(target), suffix=target.suffix if suffix is None else suffix, dir=target.parent
+        )
     except OSError as err:
         raise KdcamError(f"cannot write the {what} {target} ({why(err)}); choose another path") from None
     os.close(fd)
@@ -142,7 +155,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None, what: str
         except OSError as err:
             if not keep_on_failure:
                 raise KdcamError(f"cannot write the {what} {target} ({why(err)})") from None
-            raise KdcamError(f"cannot put the {what} at {target} ({why(err)}); it is kept as {_keep(tmp, target)}") from None
+            raise KdcamError(
+                f"cannot put the {what} at {target} ({why(err)}); it is kept as {_keep(tmp, target)}"
+            ) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from engines.errors import KdcamError
+from engines.foundation.values import parse_strength
 
-MAX_STRENGTH = 2.0
 
 
 @runtime_checkable
@@ -47,13 +47,6 @@ class Engine(Protocol):
         """Release runtime resources. Idempotent."""
         ...
 
-
-
-def check_strength(strength: float) -> float:
-    s = float(strength)
-    if not 0.0 <= s <= MAX_STRENGTH:
-        raise KdcamError(f"strength must be between 0 and {MAX_STRENGTH:g} (0 = input, 1 = full model), got {strength}")
-    return s
 
 
 class FrameEngine:
@@ -92,9 +85,11 @@ class FrameEngine:
 
     def sharpen(self, frame: np.ndarray, *, strength: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
         if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
-            got = f"{frame.dtype} array of shape {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            got = (
+                f"{frame.dtype} array of shape {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            )
             raise KdcamError(f"engine input must be an HxWx3 uint8 BGR frame, got {got}")
-        strength = check_strength(strength)
+        strength = parse_strength(strength, what="strength")
         h, w = frame.shape[:2]
         if self._size != (h, w):
             self._resize(h, w)

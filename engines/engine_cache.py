@@ -22,11 +22,13 @@ from pathlib import Path
 
 from engines.atomic import atomic_path, atomic_write_text
 from engines.errors import KdcamError
-from engines.model.onnx_cache import cache_dir
+from engines.foundation import values
+from engines.foundation.cache_dir import cache_dir
 
 FORMAT = "kdcam-tensorrt-engine"
 FORMAT_VERSION = 1
 PRECISIONS = ("fp16", "fp32")
+DEFAULT_PRECISION = "fp16"
 #: the fields of the device that an engine is tied to
 DEVICE_FIELDS = ("gpu_name", "compute_capability", "tensorrt_version")
 #: the fields that decide which engine a build produces (the cache key)
@@ -37,19 +39,18 @@ KEY_FIELDS = DEVICE_FIELDS + ("onnx_sha256", "precision", "profile")
 
 
 def parse_size(text: str, *, what: str = "size") -> tuple[int, int]:
-    """``"1280x720"`` -> ``(1280, 720)`` (width, height)."""
-    parts = str(text).lower().replace("×", "x").split("x")
-    try:
-        w, h = (int(p) for p in parts)
-    except ValueError:
-        raise KdcamError(f"{what} must be WIDTHxHEIGHT, e.g. 1280x720; got '{text}'") from None
-    if w < 1 or h < 1 or w > 16384 or h > 16384:
-        raise KdcamError(f"{what} {w}x{h} is out of range (1..16384 per side)")
-    return w, h
+    """``"1280x720"`` -> ``(1280, 720)`` (width, height); any side from 1 to 16384."""
+    return values.parse_size(text, what=what, min_side=1, max_side=16384, even=False)
 
 
-def format_size(wh: tuple[int, int]) -> str:
-    return f"{wh[0]}x{wh[1]}"
+format_size = values.size_text
+
+
+def check_precision(precision: str) -> str:
+    """The one check of a TensorRT precision."""
+    if precision not in PRECISIONS:
+        raise KdcamError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    return precision
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -93,11 +94,11 @@ def _as_size(value: str | tuple[int, int], what: str) -> tuple[int, int]:
 #: the default shape range around ``--size``: down to this (any frame: sides are rounded
 #: up to the grid), and up to at least this
 DEFAULT_MIN = (1, 1)
-DEFAULT_MAX = (1920, 1080)
+DEFAULT_MAX = values.FULL_HD
 
 
 def make_profile(
-    size: str | tuple[int, int] = "1280x720",
+    size: str | tuple[int, int] = values.DEFAULT_SIZE,
     min_size: str | tuple[int, int] | None = None,
     max_size: str | tuple[int, int] | None = None,
     *,
@@ -109,8 +110,16 @@ def make_profile(
     if larger). Sides are rounded up to ``multiple``.
     """
     opt = _as_size(size, "--size")
-    lo = _as_size(min_size, "--min-size") if min_size is not None else (min(DEFAULT_MIN[0], opt[0]), min(DEFAULT_MIN[1], opt[1]))
-    hi = _as_size(max_size, "--max-size") if max_size is not None else (max(DEFAULT_MAX[0], opt[0]), max(DEFAULT_MAX[1], opt[1]))
+    lo = (
+        _as_size(min_size, "--min-size")
+        if min_size is not None
+        else (min(DEFAULT_MIN[0], opt[0]), min(DEFAULT_MIN[1], opt[1]))
+    )
+    hi = (
+        _as_size(max_size, "--max-size")
+        if max_size is not None
+        else (max(DEFAULT_MAX[0], opt[0]), max(DEFAULT_MAX[1], opt[1]))
+    )
     if not (lo[0] <= opt[0] <= hi[0] and lo[1] <= opt[1] <= hi[1]):
         raise KdcamError(
             f"need --min-size <= --size <= --max-size in both width and height; "
@@ -139,8 +148,7 @@ def make_meta(
     model: str | None = None,
 ) -> dict:
     """The metadata of an engine about to be built (``engine_sha256`` is added on write)."""
-    if precision not in PRECISIONS:
-        raise KdcamError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    check_precision(precision)
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -187,7 +195,9 @@ def write_engine(path: str | os.PathLike, engine_bytes, meta: Mapping) -> Path:
     """
     path = Path(path)
     view = memoryview(engine_bytes)
-    full = dict(meta, engine_sha256=hashlib.sha256(view).hexdigest(), engine_bytes=view.nbytes, created=int(time.time()))
+    full = dict(
+        meta, engine_sha256=hashlib.sha256(view).hexdigest(), engine_bytes=view.nbytes, created=int(time.time())
+    )
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(view)

@@ -36,7 +36,9 @@ def supports_bf16(core) -> bool:
 class OpenVinoEngine(DeltaEngine):
     name = "openvino"
 
-    def __init__(self, *, onnx_path: Path, multiple: int, luma: bool, precision: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self, *, onnx_path: Path, multiple: int, luma: bool, precision: str = "auto", threads: int = 0
+    ) -> None:
         import openvino as ov
 
         super().__init__(multiple=multiple, luma=luma)
@@ -47,7 +49,10 @@ class OpenVinoEngine(DeltaEngine):
         if precision == "auto":
             precision = "bf16" if supports_bf16(self._core) else "fp32"
         self.precision = precision
-        self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+        self._config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._model = self._core.read_model(str(onnx_path))

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from engines import engine_cache as ec
+from engines.foundation import values
 from engines import tensorrt_common as trtc
 from engines.atomic import atomic_write_bytes, file_sha256
 from engines.errors import KdcamError
@@ -37,7 +38,7 @@ from engines.tensorrt_engine import EngineLoadError, TensorRTEngine
 from engines.tensorrt_progress import PhaseBars, make_progress_monitor
 
 DEFAULT_WORKSPACE_MB = trtc.DEFAULT_WORKSPACE_MB
-DEFAULT_SIZE = "1280x720"
+DEFAULT_SIZE = values.size_text(values.DEFAULT_SIZE)
 
 
 # --- the build ------------------------------------------------------------------------------
@@ -72,7 +73,9 @@ def _parse(trt, builder, logger, onnx_path: Path):
         raise KdcamError(f"TensorRT cannot parse {onnx_path} ({len(errors)} error(s)): {listed}")
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     if trtc.INPUT_NAME not in inputs:
-        raise KdcamError(f"{onnx_path}: expected an input named '{trtc.INPUT_NAME}', found {inputs}; re-export the model")
+        raise KdcamError(
+            f"{onnx_path}: expected an input named '{trtc.INPUT_NAME}', found {inputs}; re-export the model"
+        )
     return network, parser
 
 
@@ -121,7 +124,9 @@ def build_serialized(
     logger = trtc.make_logger(trt, verbose=verbose)
     builder = trt.Builder(logger)
     network, _parser = _parse(trt, builder, logger, onnx_path)  # the parser must outlive the build
-    config = _configure(trt, builder, profile, precision=precision, workspace_mb=workspace_mb, timing_cache=timing_cache)
+    config = _configure(
+        trt, builder, profile, precision=precision, workspace_mb=workspace_mb, timing_cache=timing_cache
+    )
     bars = PhaseBars() if progress else None
     monitor = None
     if bars is not None and hasattr(trt, "IProgressMonitor"):
@@ -154,12 +159,12 @@ def prepare(
     current: dict[str, str],
 ) -> tuple[Path, dict, ec.Profile]:
     """ONNX file, engine metadata and profile for a build (no TensorRT calls)."""
-    if precision not in ec.PRECISIONS:
-        raise KdcamError(f"unknown precision '{precision}'; choose one of: {', '.join(ec.PRECISIONS)}")
+    ec.check_precision(precision)
     profile = ec.make_profile(size, min_size, max_size, multiple=model.student.multiple)
     onnx_path = onnx_for(model, graph="frame", precision=precision)
-    meta = ec.make_meta(current, onnx_sha256=file_sha256(onnx_path), precision=precision, profile=profile,
-                        model=str(model.path))
+    meta = ec.make_meta(
+        current, onnx_sha256=file_sha256(onnx_path), precision=precision, profile=profile, model=str(model.path)
+    )
     return onnx_path, meta, profile
 
 
@@ -170,8 +175,9 @@ def is_current(path: Path, meta: dict) -> bool:
     built = ec.read_meta(path)
     if built is None or built.get("profile") != meta["profile"]:
         return False
-    decision = ec.check_engine(built, meta, onnx_sha256=meta["onnx_sha256"], precision=meta["precision"],
-                               engine_sha256=file_sha256(path))
+    decision = ec.check_engine(
+        built, meta, onnx_sha256=meta["onnx_sha256"], precision=meta["precision"], engine_sha256=file_sha256(path)
+    )
     return decision.usable
 
 
@@ -181,7 +187,7 @@ def build_engine(
     size: str | tuple[int, int] = DEFAULT_SIZE,
     min_size: str | tuple[int, int] | None = None,
     max_size: str | tuple[int, int] | None = None,
-    precision: str = "fp16",
+    precision: str = ec.DEFAULT_PRECISION,
     output: str | Path | None = None,
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
     force: bool = False,
@@ -196,14 +202,19 @@ def build_engine(
     ``output`` defaults to the per-user cache, keyed by the metadata. An existing engine
     with the same metadata is reused unless ``force``.
     """
-    if precision not in ec.PRECISIONS:
-        raise KdcamError(f"unknown precision '{precision}'; choose one of: {', '.join(ec.PRECISIONS)}")
+    ec.check_precision(precision)
     ec.make_profile(size, min_size, max_size)  # bad sizes fail before anything heavy
     trt = trtc.import_tensorrt()
     trtc.require_cuda()
     resolved = open_model(model)
-    onnx_path, meta, profile = prepare(model=resolved, size=size, min_size=min_size, max_size=max_size,
-                                       precision=precision, current=trtc.device_info(trt))
+    onnx_path, meta, profile = prepare(
+        model=resolved,
+        size=size,
+        min_size=min_size,
+        max_size=max_size,
+        precision=precision,
+        current=trtc.device_info(trt),
+    )
     path = Path(output).expanduser() if output is not None else ec.default_engine_path(meta)
     if not force and is_current(path, meta):
         if not quiet:
@@ -216,9 +227,16 @@ def build_engine(
             f"(frames {p['min']}..{p['max']}, optimal {p['opt']}); this takes a minute the first time",
             file=sys.stderr,
         )
-    serialized = build_serialized(trt, onnx_path, profile, precision=precision, workspace_mb=workspace_mb,
-                                  timing_cache=ec.timing_cache_path(meta), progress=progress and not quiet,
-                                  verbose=verbose)
+    serialized = build_serialized(
+        trt,
+        onnx_path,
+        profile,
+        precision=precision,
+        workspace_mb=workspace_mb,
+        timing_cache=ec.timing_cache_path(meta),
+        progress=progress and not quiet,
+        verbose=verbose,
+    )
     ec.write_engine(path, serialized, meta)
     if not quiet:
         print(f"kdcam: wrote {path} (+ {ec.meta_path_for(path).name})", file=sys.stderr)
@@ -255,24 +273,40 @@ def create(
     current = trtc.device_info(trt)
     if engine_file is not None:
         return _from_file(Path(engine_file).expanduser(), model=model, precision=precision, trt=trt, current=current)
-    return _from_cache(model=model, size=size or DEFAULT_SIZE, precision=precision or "fp16", trt=trt,
-                       current=current, quiet=quiet)
+    return _from_cache(
+        model=model,
+        size=size or DEFAULT_SIZE,
+        precision=precision or ec.DEFAULT_PRECISION,
+        trt=trt,
+        current=current,
+        quiet=quiet,
+    )
 
 
 def _from_cache(*, model: ResolvedModel, size, precision: str, trt, current: dict, quiet: bool) -> TensorRTEngine:
-    _onnx, meta, profile = prepare(model=model, size=size, min_size=None, max_size=None, precision=precision,
-                                   current=current)
+    _onnx, meta, profile = prepare(
+        model=model, size=size, min_size=None, max_size=None, precision=precision, current=current
+    )
     state = {"profile": profile}
 
     def build(prof: ec.Profile, *, force: bool = False) -> Path:
-        return build_engine(model=model, size=prof.opt, min_size=prof.min, max_size=prof.max, precision=precision,
-                            force=force, quiet=quiet)
+        return build_engine(
+            model=model,
+            size=prof.opt,
+            min_size=prof.min,
+            max_size=prof.max,
+            precision=precision,
+            force=force,
+            quiet=quiet,
+        )
 
     def rebuild(frame_size: tuple[int, int]) -> Path:
         state["profile"] = ec.widened_profile(state["profile"], frame_size)
         if not quiet:
-            print(f"kdcam: frame {ec.format_size(frame_size)} is outside the cached TensorRT engine's range; "
-                  "rebuilding", file=sys.stderr)
+            print(
+                f"kdcam: frame {ec.format_size(frame_size)} is outside the cached TensorRT engine's range; rebuilding",
+                file=sys.stderr,
+            )
         return build(state["profile"])
 
     path = ec.default_engine_path(meta)
@@ -287,27 +321,37 @@ def _from_cache(*, model: ResolvedModel, size, precision: str, trt, current: dic
         try:
             return TensorRTEngine(engine_path=path, multiple=model.student.multiple, rebuild=rebuild, trt=trt)
         except EngineLoadError as err2:
-            raise KdcamError(f"a freshly built TensorRT engine does not load ({err2}); use --engine torch-cuda") from None
+            raise KdcamError(
+                f"a freshly built TensorRT engine does not load ({err2}); use --engine torch-cuda"
+            ) from None
 
 
 def _from_file(path: Path, *, model: ResolvedModel, precision: str | None, trt, current: dict) -> TensorRTEngine:
     if not path.is_file():
         raise KdcamError(f"{path}: TensorRT engine file not found; build it with: kdcam build-engine --output {path}")
     meta = ec.read_meta(path)
-    built_precision = precision or (meta or {}).get("precision", "fp16")
+    built_precision = precision or (meta or {}).get("precision", ec.DEFAULT_PRECISION)
     built_profile = _profile_of(meta)
-    _onnx, want, _ = prepare(model=model, size=built_profile.opt, min_size=built_profile.min,
-                             max_size=built_profile.max,
-                             precision=built_precision if built_precision in ec.PRECISIONS else "fp16", current=current)
+    _onnx, want, _ = prepare(
+        model=model,
+        size=built_profile.opt,
+        min_size=built_profile.min,
+        max_size=built_profile.max,
+        precision=built_precision if built_precision in ec.PRECISIONS else ec.DEFAULT_PRECISION,
+        current=current,
+    )
 
     def command(frame_size: tuple[int, int] | None = None) -> str:
         prof = built_profile if frame_size is None else ec.widened_profile(built_profile, frame_size)
         return ec.rebuild_command(model=str(model.path), profile=prof, precision=want["precision"], output=path)
 
-    decision = ec.check_engine(meta, current, onnx_sha256=want["onnx_sha256"], precision=precision,
-                               engine_sha256=file_sha256(path))
+    decision = ec.check_engine(
+        meta, current, onnx_sha256=want["onnx_sha256"], precision=precision, engine_sha256=file_sha256(path)
+    )
     if not decision.usable:
-        raise KdcamError(f"{path}: this TensorRT engine cannot run here ({decision.why()}); rebuild it with: {command()}")
+        raise KdcamError(
+            f"{path}: this TensorRT engine cannot run here ({decision.why()}); rebuild it with: {command()}"
+        )
     try:
         return TensorRTEngine(engine_path=path, multiple=model.student.multiple, what_to_run=command, trt=trt)
     except EngineLoadError as err:

@@ -79,12 +79,20 @@ class TensorRTEngine(CudaFrameEngine):
                 f"{path}: not a kdcam frame-graph engine (inputs {sorted(inputs)}, outputs {sorted(outputs)}); "
                 "rebuild it with `kdcam build-engine`"
             )
-        for name, want in ((INPUT_NAME, trt.DataType.UINT8), (OUTPUT_NAME, trt.DataType.UINT8), (STRENGTH_NAME, trt.DataType.FLOAT)):
+        for name, want in (
+            (INPUT_NAME, trt.DataType.UINT8),
+            (OUTPUT_NAME, trt.DataType.UINT8),
+            (STRENGTH_NAME, trt.DataType.FLOAT),
+        ):
             if engine.get_tensor_dtype(name) != want:
-                raise KdcamError(f"{path}: tensor '{name}' is {engine.get_tensor_dtype(name)}, expected {want}; rebuild it")
+                raise KdcamError(
+                    f"{path}: tensor '{name}' is {engine.get_tensor_dtype(name)}, expected {want}; rebuild it"
+                )
         # (min, opt, max) shapes of the frame input in profile 0, each (H, W, 3).
         lo, _opt, hi = engine.get_tensor_profile_shape(INPUT_NAME, 0)
-        self._range = ((int(lo[1]), int(lo[0])), (int(hi[1]), int(hi[0])))  # (w, h) min and max
+        self._profile = ec.Profile(
+            min=(int(lo[1]), int(lo[0])), opt=(int(_opt[1]), int(_opt[0])), max=(int(hi[1]), int(hi[0]))
+        )  # (w, h) pairs
         self._engine = engine
         self._context = engine.create_execution_context()
         if self._context is None:
@@ -93,15 +101,11 @@ class TensorRTEngine(CudaFrameEngine):
         meta = ec.read_meta(path) or {}
         self._precision = meta.get("precision", "?")
 
-    def _covers(self, w: int, h: int) -> bool:
-        (lw, lh), (hw, hh) = self._range
-        return lw <= w <= hw and lh <= h <= hh
-
     # -- CudaFrameEngine -------------------------------------------------------------------
 
     def _prepare_device(self, height: int, width: int) -> None:
-        if not self._covers(width, height):
-            (lw, lh), (hw, hh) = self._range
+        if not self._profile.covers(width, height):
+            (lw, lh), (hw, hh) = self._profile.min, self._profile.max
             if self._rebuild is None:
                 hint = f"; build one that does with: {self._what_to_run((width, height))}" if self._what_to_run else ""
                 raise KdcamError(

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines.model.checkpoint import DEFAULT_MODEL, load_student, save_student  # noqa: E402
 from engines.model.students import DEFAULT_STUDENT, create_student  # noqa: E402
-from engines.timing import time_fps  # noqa: E402
+from engines.foundation.timing import time_fps
 
 SIZES = [(1280, 720), (1920, 1080), (3840, 2160)]
 DRY_SIZES = [(128, 72), (192, 108), (384, 216)]  # same code path, 1/10 of each side
@@ -76,7 +76,9 @@ def prepare_models(workdir: Path, notes: list[str]) -> list[tuple[str, Path]]:
         with torch.no_grad():  # the last conv starts at zero; perturb so outputs differ from inputs
             for p in student.parameters():
                 p.add_(torch.randn_like(p) * 0.02)
-        path = save_student(student, workdir / f"{DEFAULT_STUDENT}-random.safetensors", card={"note": "gpu_check random weights"})
+        path = save_student(
+            student, workdir / f"{DEFAULT_STUDENT}-random.safetensors", card={"note": "gpu_check random weights"}
+        )
         models.append((f"default student ({DEFAULT_STUDENT}, random weights)", path))
         notes.append(
             f"The trained default model ({DEFAULT_MODEL}) is not in this checkout; the default architecture "
@@ -84,7 +86,12 @@ def prepare_models(workdir: Path, notes: list[str]) -> list[tuple[str, Path]]:
         )
     torch.manual_seed(1)
     srcnn = create_student("srcnn-955")
-    models.append(("srcnn-955 (seed-style reference, random weights)", save_student(srcnn, workdir / "srcnn-955-random.safetensors")))
+    models.append(
+        (
+            "srcnn-955 (seed-style reference, random weights)",
+            save_student(srcnn, workdir / "srcnn-955-random.safetensors"),
+        )
+    )
     return models
 
 
@@ -101,8 +108,9 @@ def measure_engine(engine, frame: np.ndarray, seconds: float) -> dict:
     out = np.empty_like(frame)
     for _ in range(3):  # allocation, capture / first-run work, warm-up
         engine.sharpen(frame, out=out)
-    e2e = time_fps(lambda: engine.sharpen(frame, out=out), warmup=0, min_runs=3, min_seconds=seconds,
-                   max_seconds=seconds)
+    e2e = time_fps(
+        lambda: engine.sharpen(frame, out=out), warmup=0, min_runs=3, min_seconds=seconds, max_seconds=seconds
+    )
     probe = engine.time_device(3)
     iters = int(min(max(seconds / max(probe, 1e-6), 3), 5000))
     dev = 1.0 / engine.time_device(iters)
@@ -140,10 +148,20 @@ def teacher_row(device: torch.device, size: tuple[int, int], seconds: float, dry
     # pixels, which would overflow in plain fp16)
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
     with torch.inference_mode(), amp:
-        fps = time_fps(lambda: (model(x), sync(device)), warmup=2, min_runs=2, min_seconds=seconds,
-                       max_seconds=seconds, max_runs=200)
-    row = {"model": label, "engine": f"torch eager ({'fp16 autocast' if device.type == 'cuda' else 'fp32'})",
-           "size": f"{w}x{h}", "device_fps": fps}
+        fps = time_fps(
+            lambda: (model(x), sync(device)),
+            warmup=2,
+            min_runs=2,
+            min_seconds=seconds,
+            max_seconds=seconds,
+            max_runs=200,
+        )
+    row = {
+        "model": label,
+        "engine": f"torch eager ({'fp16 autocast' if device.type == 'cuda' else 'fp32'})",
+        "size": f"{w}x{h}",
+        "device_fps": fps,
+    }
     if device.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     del model, x
@@ -164,7 +182,11 @@ def environment(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
-        env.update(gpu=torch.cuda.get_device_name(device), compute_capability=f"{major}.{minor}", cudnn=torch.backends.cudnn.version())
+        env.update(
+            gpu=torch.cuda.get_device_name(device),
+            compute_capability=f"{major}.{minor}",
+            cudnn=torch.backends.cudnn.version(),
+        )
     try:
         import tensorrt
 
@@ -185,10 +207,12 @@ def render_markdown(res: dict) -> str:
     lines = [
         "# kdcam GPU check",
         "",
-        f"- GPU: {env.get('gpu', 'none (' + env['device'] + ')')}, compute capability {env.get('compute_capability', '-')}",
+        f"- GPU: {env.get('gpu', 'none (' + env['device'] + ')')}, compute capability "
+        f"{env.get('compute_capability', '-')}",
         f"- torch {env['torch']} (CUDA {env['torch_cuda']}), TensorRT {env['tensorrt'] or 'not installed'}, "
         f"onnxruntime {env['onnxruntime'] or 'not installed'}, Python {env['python']}, {env['cpu_count']} CPUs",
-        f"- mode: {'DRY RUN (tiny frames, not a benchmark)' if res['dry_run'] else 'full'}; {res['seconds']} s per measurement; "
+        f"- mode: {'DRY RUN (tiny frames, not a benchmark)' if res['dry_run'] else 'full'}; {res['seconds']} "
+        "s per measurement; "
         f"wall time {res.get('wall_s', 0):.0f} s",
         "",
         "## Speed",
@@ -201,17 +225,24 @@ def render_markdown(res: dict) -> str:
     ]
     for r in res["speed"]:
         if "skipped" in r:
-            lines.append(f"| {r.get('model', '')} | {r.get('engine', '')} | {r.get('size', '')} | skipped: {r['skipped']} | | |")
+            lines.append(
+                f"| {r.get('model', '')} | {r.get('engine', '')} | {r.get('size', '')} | skipped: {r['skipped']} | | |"
+            )
             continue
         e2e = f"{r['e2e_fps']:,.0f}" if "e2e_fps" in r else "-"
         lines.append(
-            f"| {r['model']} | {r['engine']} | {r['size']} | {e2e} | {r['device_fps']:,.1f} | {1000 / r['device_fps']:.3f} |"
+            f"| {r['model']} | {r['engine']} | {r['size']} | {e2e} | {r['device_fps']:,.1f} | "
+            f"{1000 / r['device_fps']:.3f} |"
         )
     lines += ["", "## GPU output versus the CPU engine (uint8 levels, same frame, strength 1)", ""]
-    lines += ["| model | GPU engine | CPU engine | frame | max abs | mean abs | pixels differing |", "|---|---|---|---|---:|---:|---:|"]
+    lines += [
+        "| model | GPU engine | CPU engine | frame | max abs | mean abs | pixels differing |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
     for d in res["diffs"]:
         lines.append(
-            f"| {d['model']} | {d['engine']} | {d['cpu_engine']} | {d['size']} | {d['max_abs']} | {d['mean_abs']:.4f} | {100 * d['frac_differing']:.2f}% |"
+            f"| {d['model']} | {d['engine']} | {d['cpu_engine']} | {d['size']} | {d['max_abs']} | "
+            f"{d['mean_abs']:.4f} | {100 * d['frac_differing']:.2f}% |"
         )
     if res.get("target"):
         lines += ["", "## Target", "", res["target"]]
@@ -229,7 +260,11 @@ def save(res: dict, out: Path) -> None:
 
 
 def target_line(res: dict, label: str, size: tuple[int, int]) -> str | None:
-    rows = [r for r in res["speed"] if r.get("model") == label and r.get("size") == f"{size[0]}x{size[1]}" and "device_fps" in r]
+    rows = [
+        r
+        for r in res["speed"]
+        if r.get("model") == label and r.get("size") == f"{size[0]}x{size[1]}" and "device_fps" in r
+    ]
     if not rows:
         return None
     parts = []
@@ -252,12 +287,24 @@ class GpuCheck:
         self.t0 = time.perf_counter()
         self.seconds = args.seconds if args.seconds is not None else (0.1 if args.dry_run else 2.0)
         self.sizes = DRY_SIZES if args.dry_run else SIZES
-        self.res: dict = {"environment": environment(device), "dry_run": args.dry_run, "seconds": self.seconds,
-                          "speed": [], "diffs": [], "notes": [], "errors": []}
+        self.res: dict = {
+            "environment": environment(device),
+            "dry_run": args.dry_run,
+            "seconds": self.seconds,
+            "speed": [],
+            "diffs": [],
+            "notes": [],
+            "errors": [],
+        }
         from engines.tensorrt_common import availability as trt_availability
 
-        self.trt_why = ("disabled (--no-tensorrt)" if args.no_tensorrt
-                        else "TensorRT needs --device cuda" if device.type != "cuda" else trt_availability())
+        self.trt_why = (
+            "disabled (--no-tensorrt)"
+            if args.no_tensorrt
+            else "TensorRT needs --device cuda"
+            if device.type != "cuda"
+            else trt_availability()
+        )
         if self.trt_why is not None:
             self.res["notes"].append(f"TensorRT rows skipped: {self.trt_why}")
         self.diff_size = self.sizes[0]
@@ -278,8 +325,9 @@ class GpuCheck:
         if self.device.type == "cuda":
             yield "torch-cuda (fp16, channels_last, CUDA graph)", lambda: TorchCudaEngine(student=student)
         else:  # fp16 convolutions are very slow on CPUs; the rehearsal runs the same path in fp32
-            yield "torch-cuda code path on CPU (fp32, channels_last)", (
-                lambda: TorchCudaEngine(student=student, device="cpu", dtype=torch.float32)
+            yield (
+                "torch-cuda code path on CPU (fp32, channels_last)",
+                (lambda: TorchCudaEngine(student=student, device="cpu", dtype=torch.float32)),
             )
         if self.trt_why is None:
             yield "tensorrt (fp16)", lambda: self.tensorrt_engine(label, path, student.multiple)
@@ -290,9 +338,17 @@ class GpuCheck:
 
         t = time.perf_counter()
         lo, hi = self.sizes[0], self.sizes[-1]
-        engine_path = build_engine(model=path, size=self.sizes[1], min_size=(lo[0] // 2, lo[1] // 2), max_size=hi,
-                                   precision="fp16", progress=False)
-        self.res["notes"].append(f"TensorRT engine for {label}: built in {time.perf_counter() - t:.0f} s ({engine_path.name})")
+        engine_path = build_engine(
+            model=path,
+            size=self.sizes[1],
+            min_size=(lo[0] // 2, lo[1] // 2),
+            max_size=hi,
+            precision="fp16",
+            progress=False,
+        )
+        self.res["notes"].append(
+            f"TensorRT engine for {label}: built in {time.perf_counter() - t:.0f} s ({engine_path.name})"
+        )
         return TensorRTEngine(engine_path=engine_path, multiple=multiple)
 
     def cpu_reference(self, label: str, path: Path) -> None:
@@ -317,8 +373,15 @@ class GpuCheck:
             if self.cpu_refs.get(label) is not None:
                 cpu_name, cpu_out = self.cpu_refs[label]
                 got = engine.sharpen(self.diff_frame).copy()
-                self.res["diffs"].append({"model": label, "engine": engine_label, "cpu_engine": cpu_name,
-                                          "size": f"{self.diff_size[0]}x{self.diff_size[1]}", **diff_stats(got, cpu_out)})
+                self.res["diffs"].append(
+                    {
+                        "model": label,
+                        "engine": engine_label,
+                        "cpu_engine": cpu_name,
+                        "size": f"{self.diff_size[0]}x{self.diff_size[1]}",
+                        **diff_stats(got, cpu_out),
+                    }
+                )
             for w, h in self.sizes:
                 self.measure(label, engine_label, engine, w, h)
         if self.device.type == "cuda":
@@ -386,16 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_check_out"))
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    ap.add_argument("--dry-run", action="store_true", help="tiny frames and short timings: exercise the code path quickly")
+    ap.add_argument(
+        "--dry-run", action="store_true", help="tiny frames and short timings: exercise the code path quickly"
+    )
     ap.add_argument("--seconds", type=float, default=None, help="time per measurement (default 2, dry run 0.1)")
-    ap.add_argument("--budget", type=float, default=420.0, help="stop starting new measurements after this many seconds")
+    ap.add_argument(
+        "--budget", type=float, default=420.0, help="stop starting new measurements after this many seconds"
+    )
     ap.add_argument("--no-tensorrt", action="store_true")
     ap.add_argument("--no-teacher", action="store_true")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"gpu_check: no CUDA GPU visible to torch {torch.__version__} (CUDA build: {torch.version.cuda}); "
-              "use --device cpu --dry-run to rehearse", file=sys.stderr)
+        print(
+            f"gpu_check: no CUDA GPU visible to torch {torch.__version__} (CUDA build: {torch.version.cuda}); "
+            "use --device cpu --dry-run to rehearse",
+            file=sys.stderr,
+        )
         return 2
     check = GpuCheck(args, device)
     workdir = Path(tempfile.mkdtemp(prefix="kdcam-gpu-check-"))

@@ -153,7 +153,10 @@ def main() -> None:
                 f"| {row[2]:.2f} | {row[3]:.4f} | {row[4]:.5f} | {row[5]:.2f} | {correction:.4f} |"
             )
     print("\nOver all images (max: worst image; mean abs diff and PSNR: average):\n")
-    print("| tile:overlap | max abs diff | mean abs diff | PSNR (dB) | global maps: max | global maps: mean | global maps: PSNR |")
+    print(
+        "| tile:overlap | max abs diff | mean abs diff | PSNR (dB) "
+        "| global maps: max | global maps: mean | global maps: PSNR |"
+    )
     print("|---|---|---|---|---|---|---|")
     for (tile, overlap), rows in totals.items():
         cols = [max(r[i] for r in rows) if i in (0, 3) else sum(r[i] for r in rows) / len(rows) for i in range(6)]

@@ -17,4 +17,9 @@ else
 fi
 $PIP install -q "torch==2.13.0"
 $PIP install -q -e ".[openvino,test]"
+# The panel's browser test drives Debian's chromium (never a browser that `playwright install` downloads).
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null 2>&1; then
+  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+    || echo "setup: chromium was not installed; the panel's browser test will be skipped" >&2
+fi
 echo "setup: done; run .venv/bin/kdcam --help" >&2

@@ -32,7 +32,7 @@ from distill.report import results_markdown
 from distill.shipping import PRESETS, card_markdown, report_markdown, stages, teacher_facts
 from engines.atomic import atomic_write_text
 from engines.model.zoo import ORDER, model_file
-from engines.timing import machine_name
+from engines.foundation.timing import machine_name
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -94,8 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     recording = args.out / "soak-recording.mp4"
     camera = retimed(args.video, args.out / "soak-camera.avi", fps=args.fps)
     seconds = args.minutes * 60
-    cmd = [sys.executable, "-m", "vcam.cli", "start", "--device", str(camera), "--loop", "--size", args.size,
-           "--fps", str(args.fps), "--no-vcam", "--engine", args.engine, "--output", str(recording), "--duration", str(seconds)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vcam.cli",
+        "start",
+        "--device",
+        str(camera),
+        "--loop",
+        "--size",
+        args.size,
+        "--fps",
+        str(args.fps),
+        "--no-vcam",
+        "--engine",
+        args.engine,
+        "--output",
+        str(recording),
+        "--duration",
+        str(seconds),
+    ]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples, sent, lines = watch(proc, every=5.0)
@@ -114,20 +132,45 @@ def main(argv: list[str] | None = None) -> int:
     low = sum(1 for f in steady if f < 0.95 * args.fps)
     checks = {
         "exit code 0": proc.returncode == 0,
-        f"memory flat (growth after the first minute {rss_growth:+.1f} MiB <= {args.rss_slack_mb:g})": rss_growth <= args.rss_slack_mb,
-        f"sent rate holds ({low} of {len(steady)} live lines under 95% of {args.fps:g} fps)": low <= max(1, len(steady) // 100),
-        f"recording plays the session ({recorded_s:.1f} s for {session:.1f} s)": abs(recorded_s - session) <= 0.02 * session,
+        f"memory flat (growth after the first minute {rss_growth:+.1f} MiB <= {args.rss_slack_mb:g})": rss_growth
+        <= args.rss_slack_mb,
+        f"sent rate holds ({low} of {len(steady)} live lines under 95% of {args.fps:g} fps)": low
+        <= max(1, len(steady) // 100),
+        f"recording plays the session ({recorded_s:.1f} s for {session:.1f} s)": abs(recorded_s - session)
+        <= 0.02 * session,
     }
-    result = {"command": " ".join(cmd).replace(f"{ROOT}/", ""), "wall_s": wall, "session_s": session, "summary": summary,
-              "rss_mib": samples, "sent_fps_lines": sent, "recording_frames": frames, "recording_fps": file_fps,
-              "recording_s": recorded_s, "checks": checks, "machine": _machine()}
+    result = {
+        "command": " ".join(cmd).replace(f"{ROOT}/", ""),
+        "wall_s": wall,
+        "session_s": session,
+        "summary": summary,
+        "rss_mib": samples,
+        "sent_fps_lines": sent,
+        "recording_frames": frames,
+        "recording_fps": file_fps,
+        "recording_s": recorded_s,
+        "checks": checks,
+        "machine": _machine(),
+    }
     (args.out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = [f"# Soak: {args.minutes:g} minutes of `kdcam start` at {args.size} {args.fps:g} fps with a recording", "",
-          f"Machine: {result['machine']}. Command: `{result['command'].split(' -m ')[-1]}` ({args.video.name} re-timed to "
-          f"{args.fps:g} fps as soak-camera.avi, so every tick brings a new frame to sharpen).", "", f"Summary: `{summary}`", ""]
+    md = [
+        f"# Soak: {args.minutes:g} minutes of `kdcam start` at {args.size} {args.fps:g} fps with a recording",
+        "",
+        f"Machine: {result['machine']}. Command: `{result['command'].split(' -m ')[-1]}` ({args.video.name} "
+        "re-timed to "
+        f"{args.fps:g} fps as soak-camera.avi, so every tick brings a new frame to sharpen).",
+        "",
+        f"Summary: `{summary}`",
+        "",
+    ]
     md += [f"- {'pass' if ok else '**FAIL**'}: {name}" for name, ok in checks.items()]
-    md += ["", f"Resident memory (MiB) every 5 s: first {samples[0][1]:.0f}, after 1 min {after_first_minute[0]:.0f}, "
-               f"end {samples[-1][1]:.0f}." if samples else ""]
+    md += [
+        "",
+        f"Resident memory (MiB) every 5 s: first {samples[0][1]:.0f}, after 1 min {after_first_minute[0]:.0f}, "
+        f"end {samples[-1][1]:.0f}."
+        if samples
+        else "",
+    ]
     (args.out / "soak.md").write_text("\n".join(md) + "\n")
     recording.unlink(missing_ok=True)  # the measurement is kept; the videos are not
     camera.unlink(missing_ok=True)
@@ -136,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _machine() -> str:
-    from engines.timing import machine_name
+    from engines.foundation.timing import machine_name
 
     return machine_name()
 

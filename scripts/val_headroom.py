@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", default="bicubic-x2,defocus,stream")
     parser.add_argument("--max-side", type=int, default=640, help="shrink larger photos to this side first")
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split (as in training) and of the degradations")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the split (as in training) and of the degradations"
+    )
     parser.add_argument("--engine", default="reference", help="engine for the students (reference: float PyTorch)")
     parser.add_argument("--out", required=True, help="folder for results.json / results.md")
     args = parser.parse_args(argv)
@@ -55,14 +57,28 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="kdcam-val-") as tmp:
             for path in val:  # evaluate reads a folder: link the validation photos into one
                 (Path(tmp) / path.name).symlink_to(Path(path).resolve())
-            evaluate_models(EvaluateConfig(data=Path(tmp), out=Path(args.out), presets=args.presets, teacher=args.teacher,
-                                           student=args.student, seed=args.seed, timing=False, crop_grid=False,
-                                           max_side=args.max_side, engine=args.engine))
+            evaluate_models(
+                EvaluateConfig(
+                    data=Path(tmp),
+                    out=Path(args.out),
+                    presets=args.presets,
+                    teacher=args.teacher,
+                    student=args.student,
+                    seed=args.seed,
+                    timing=False,
+                    crop_grid=False,
+                    max_side=args.max_side,
+                    engine=args.engine,
+                )
+            )
     except KdcamError as err:
         print(f"kdcam: error: {err}", file=sys.stderr)
         return 1
-    name_the_photos(Path(args.out), f"{args.data}: the validation side of the training split (val_fraction "
-                    f"{args.val_fraction}, seed {args.seed}), shrunk to at most {args.max_side} px")
+    name_the_photos(
+        Path(args.out),
+        f"{args.data}: the validation side of the training split (val_fraction "
+        f"{args.val_fraction}, seed {args.seed}), shrunk to at most {args.max_side} px",
+    )
     print(f"validation photos: {', '.join(p.name for p in val)}", file=sys.stderr)
     return 0
 

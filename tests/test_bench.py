@@ -26,7 +26,9 @@ def test_bench_measures_every_installed_model_on_every_available_engine_srcnn_an
     assert {r["engine"] for r in data["ratios"]} == available
     assert all(r["vs_srcnn"] > 1 for r in data["ratios"]), "every student is faster than SRCNN 9-5-5"
     assert data["machine"] and data["machine"] in result.output
-    assert "bf16" not in " ".join(r["detail"] for r in data["rows"]), "--precision fp32 reaches the engines that have a choice"
+    assert "bf16" not in " ".join(r["detail"] for r in data["rows"]), (
+        "--precision fp32 reaches the engines that have a choice"
+    )
     assert {(a["engine"], a["size"]) for a in data["auto"]} == {(e, "64x48") for e in available}
     assert all(a["model"] in models for a in data["auto"])
 

@@ -27,7 +27,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from test_live_helpers import error_line, run_kdcam
+from live_fixtures import error_line, run_kdcam
 
 from engines.errors import KdcamError
 
@@ -325,3 +325,21 @@ def test_the_shipped_training_runs_fit_the_memory_estimate():
         assert training_bytes(student, batch=100000, crop=128) > 100 << 30
     assert training_bytes(teacher, batch=8, crop=96) < 4 << 30
     assert torch.equal(torch.get_rng_state(), rng_before), "the estimate drew random numbers (resume is bit-exact)"
+
+
+@pytest.mark.parametrize("change", [{"dim": 10**6}, {"num_blocks": [10**7, 1, 1, 1]}, {"heads": [1, 2, 4, "8"]},
+                                    {"ffn_expansion_factor": 1e9}, {"dim": True}, {"LayerNorm_type": "x"}])
+def test_a_hostile_teacher_header_is_refused_before_anything_is_built(change, tmp_path, monkeypatch):
+    """A teacher file's Restormer config is checked against distill.official_weights.CONFIG_LIMITS first."""
+    from distill import restormer, teacher
+    from distill.restormer import Restormer, preset_config
+
+    path = teacher.save_teacher(tmp_path / "t.safetensors", Restormer(**preset_config("tiny")))
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()[teacher._META_KEY])
+    meta["config"].update(change)
+    save_file(load_file(str(path)), str(path), metadata={teacher._META_KEY: json.dumps(meta)})
+    monkeypatch.setattr(restormer.Restormer, "__init__", lambda *a, **k: pytest.fail("built before the check"))
+    with pytest.raises(KdcamError, match="Restormer config") as info:
+        teacher.load_teacher(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)

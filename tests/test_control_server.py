@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vcam import control
-from vcam.controls import Controls
+from vcam.live.controls import client, protocol, socket_server
+from vcam.live.controls.state import Controls
 
 CAMERA = "Ctl Server Cam"
 
@@ -39,8 +39,8 @@ class Camera:
         self.save = lambda: "saved strength"
         self.controls = Controls(strength=1.0, model="quality", models=["fast", "quality"], engine="onnxruntime",
                                  switch=self._switch)
-        handle = partial(control.handle_request, controls=self.controls, save=lambda: self.save())
-        self.server = control.ControlServer(camera_name=CAMERA, handle=handle, stop=threading.Event(),
+        handle = partial(protocol.handle_request, controls=self.controls, save=lambda: self.save())
+        self.server = socket_server.ControlServer(camera_name=CAMERA, handle=handle, stop=threading.Event(),
                                             log=self.log.append)
         self.path = str(self.server.path)
 
@@ -181,7 +181,7 @@ def test_a_failing_handler_is_one_line_and_the_server_goes_on(camera):
 def test_status_answers_while_a_model_switch_builds(camera):
     camera.gate.clear()
     switched: dict = {}
-    thread = threading.Thread(target=lambda: switched.update(control.send_request(CAMERA, {"cmd": "model",
+    thread = threading.Thread(target=lambda: switched.update(client.send_request(CAMERA, {"cmd": "model",
                                                                                           "value": "fast"})))
     thread.start()
     try:
@@ -205,10 +205,10 @@ def test_when_every_slot_is_being_answered_a_new_connection_is_refused_at_once(c
     camera.gate.clear()
     busy = []
     try:
-        for _ in range(control.MAX_CONNECTIONS):
+        for _ in range(protocol.MAX_CONNECTIONS):
             busy.append(_connect(camera.path))
             busy[-1].sendall(b'{"cmd": "model", "value": "fast"}\n')
-        _wait_until(lambda: len(camera.server._answering) == control.MAX_CONNECTIONS)
+        _wait_until(lambda: len(camera.server._answering) == protocol.MAX_CONNECTIONS)
         with _connect(camera.path, timeout=5.0) as extra:
             answer = _answer_of(extra)
         assert answer["ok"] is False and answer["error"].startswith("too many connections")
@@ -233,7 +233,7 @@ def _drip(sock: socket.socket, stop: threading.Event) -> None:
 
 
 def test_a_slow_client_and_200_idle_ones_never_delay_status(camera, monkeypatch):
-    monkeypatch.setattr(control, "RESPONSE_TIMEOUT_S", 5.0)  # a server that hangs fails the test in seconds
+    monkeypatch.setattr(client, "RESPONSE_TIMEOUT_S", 5.0)  # a server that hangs fails the test in seconds
     idle: list[socket.socket] = []
     slow = None
     stop = threading.Event()
@@ -245,15 +245,15 @@ def test_a_slow_client_and_200_idle_ones_never_delay_status(camera, monkeypatch)
         dripper = threading.Thread(target=_drip, args=(slow, stop))
         dripper.start()
         started = time.monotonic()
-        answer = control.send_request(CAMERA, {"cmd": "status"})
+        answer = client.send_request(CAMERA, {"cmd": "status"})
         assert answer["ok"] is True and time.monotonic() - started < 1.0
         errors = [_answer_of(sock)["error"] for sock in idle]  # each one line, then closed
         too_many = [e for e in errors if e.startswith("too many connections")]
         late = [e for e in errors if "not received whole within" in e]
-        assert len(too_many) + len(late) == len(errors) and len(too_many) >= 200 - control.MAX_CONNECTIONS
+        assert len(too_many) + len(late) == len(errors) and len(too_many) >= 200 - protocol.MAX_CONNECTIONS
         slow_answer = _answer_of(slow)
         assert slow_answer["ok"] is False and "not received whole within" in slow_answer["error"]
-        assert control.send_request(CAMERA, {"cmd": "status"})["ok"]
+        assert client.send_request(CAMERA, {"cmd": "status"})["ok"]
     finally:
         stop.set()
         if dripper is not None:
@@ -269,7 +269,7 @@ _JSON = st.recursive(
 )
 _VALUES = _JSON | st.floats(0, 2) | st.sampled_from(["on", "off", "labels", "fast", "quality", "torch", "0.5"])
 _REQUESTS = st.one_of(
-    st.fixed_dictionaries({"cmd": st.sampled_from(list(control.COMMANDS)) | _JSON},
+    st.fixed_dictionaries({"cmd": st.sampled_from(list(protocol.COMMANDS)) | _JSON},
                           optional={"value": _VALUES, "extra": _JSON}),
     st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
     _JSON,

@@ -89,10 +89,17 @@ def test_readme_report_matches_the_model_cards(cards):
         for preset in PRESETS:
             for key in ("unsharp", "laplacian", name):
                 want = card["eval"][preset][key]["psnr"]
-                assert rows[(preset, title(key, MEMBERS))] == (float("inf") if want is None else pytest.approx(want, abs=0.006)), \
-                    (name, preset, key)
+                assert rows[(preset, title(key, MEMBERS))] == (
+                    float("inf") if want is None else pytest.approx(want, abs=0.006)
+                ), (name, preset, key)
     for preset in PRESETS:
         assert (preset, TITLES["teacher"]) in rows and (preset, TITLES["alpha0"]) in rows
         assert (REPORT / f"grid_{preset}.png").is_file(), preset
-    for name in ("teacher.safetensors", "teacher-settings.json", "student-alpha0.safetensors", "REPORT.md", "results.md"):
+    for name in (
+        "teacher.safetensors",
+        "teacher-settings.json",
+        "student-alpha0.safetensors",
+        "REPORT.md",
+        "results.md",
+    ):
         assert (REPORT / name).is_file(), name

@@ -26,7 +26,17 @@ from engines.errors import KdcamError
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTO = SHARED / "data" / "eval" / "skimage_astronaut.png"
 
-RANDOM_PRESETS = ["camera", "dim", "isp-sharpened", "defocus", "motion", "stream", "stream-mpeg4", "webcam", "webcam-heavy"]
+RANDOM_PRESETS = [
+    "camera",
+    "dim",
+    "isp-sharpened",
+    "defocus",
+    "motion",
+    "stream",
+    "stream-mpeg4",
+    "webcam",
+    "webcam-heavy",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +71,17 @@ def hf_energy(image: np.ndarray, axis: int | None = None) -> float:
 
 
 def test_registry_has_the_required_presets() -> None:
-    for name in ("bicubic-x2", "defocus", "motion", "stream", "webcam", "gaussian-1.4", "camera", "dim", "isp-sharpened"):
+    for name in (
+        "bicubic-x2",
+        "defocus",
+        "motion",
+        "stream",
+        "webcam",
+        "gaussian-1.4",
+        "camera",
+        "dim",
+        "isp-sharpened",
+    ):
         assert name in PRESETS
 
 
@@ -157,7 +177,10 @@ def test_jpeg_leaves_block_artifacts(photo: np.ndarray) -> None:
 def test_stream_adds_compression_on_top_of_scaling(photo: np.ndarray) -> None:
     scale_only = Resize(factor=2.0, down="area", up="bilinear")(photo, np.random.default_rng(0))
     streamed = Resize(factor=2.0, down="area", up="bilinear", inner=JPEG(quality=20))(photo, np.random.default_rng(0))
-    assert peak_signal_noise_ratio(photo, streamed, data_range=1.0) < peak_signal_noise_ratio(photo, scale_only, data_range=1.0) - 0.5
+    assert (
+        peak_signal_noise_ratio(photo, streamed, data_range=1.0)
+        < peak_signal_noise_ratio(photo, scale_only, data_range=1.0) - 0.5
+    )
 
 
 def test_noise_adds_energy_and_luma_fraction_one_is_grey(photo: np.ndarray) -> None:
@@ -190,8 +213,12 @@ def test_webcam_mix_spans_untouched_to_heavy(synthetic: np.ndarray) -> None:
     # a mix of heavy damage only teaches a model to sharpen frames that were already clean
     def psnrs(preset: str) -> np.ndarray:
         outs = [degrade(synthetic, preset, seed=s) for s in range(300)]
-        return np.array([np.inf if np.array_equal(o, synthetic) else peak_signal_noise_ratio(synthetic, o, data_range=1.0)
-                         for o in outs])
+        return np.array(
+            [
+                np.inf if np.array_equal(o, synthetic) else peak_signal_noise_ratio(synthetic, o, data_range=1.0)
+                for o in outs
+            ]
+        )
 
     mix, heavy = psnrs("webcam"), psnrs("webcam-heavy")
     assert 0.02 <= np.mean(np.isinf(mix)) <= 0.10  # no blur, no noise, no scaling or compression: about 1 in 20
@@ -214,7 +241,9 @@ def test_each_camera_denoiser_removes_much_of_the_noise(photo: np.ndarray, kind:
     if kind != "blur":  # the edge-preserving kinds also improve a real photo; a plain blur trades detail for noise
         noisy = Noise(read=6 / 255, shot=0.0, luma_fraction=0.9)(photo, np.random.default_rng(3))
         out = CameraDenoise(kinds=(kind,), strength=6 / 255, radius=1.5)(noisy, np.random.default_rng(4))
-        assert peak_signal_noise_ratio(photo, out, data_range=1.0) > peak_signal_noise_ratio(photo, noisy, data_range=1.0)
+        assert peak_signal_noise_ratio(photo, out, data_range=1.0) > peak_signal_noise_ratio(
+            photo, noisy, data_range=1.0
+        )
 
 
 def test_camera_denoise_draws_its_kind(photo: np.ndarray) -> None:
@@ -232,7 +261,9 @@ def test_isp_sharpen_boosts_luma_edges_and_leaves_chroma(photo: np.ndarray) -> N
     assert hf_energy(soft) < hf_energy(crisp) < hf_energy(halo)
     # one correction added to all three channels: the chroma (B - G, R - G) stays where clipping allows
     inside = (crisp > 0.01).all(-1) & (crisp < 0.99).all(-1)
-    np.testing.assert_allclose((crisp[..., 0] - crisp[..., 1])[inside], (soft[..., 0] - soft[..., 1])[inside], atol=1e-5)
+    np.testing.assert_allclose(
+        (crisp[..., 0] - crisp[..., 1])[inside], (soft[..., 0] - soft[..., 1])[inside], atol=1e-5
+    )
     # a halo overshoots the edge: the strong boost pushes further past the photo than the crisp one
     assert np.abs(halo - photo).mean() > np.abs(crisp - photo).mean()
 

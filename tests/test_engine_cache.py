@@ -150,7 +150,9 @@ def test_read_meta_missing_or_corrupt(tmp_path):
 
 def test_matching_engine_is_used():
     meta = dict(_meta(), engine_sha256="e" * 64)
-    d = ec.check_engine(meta, HERE, onnx_sha256="a" * 64, precision="fp16", frame_size=(1280, 720), engine_sha256="e" * 64)
+    d = ec.check_engine(
+        meta, HERE, onnx_sha256="a" * 64, precision="fp16", frame_size=(1280, 720), engine_sha256="e" * 64
+    )
     assert d.usable and d.action == "use" and d.reasons == ()
 
 
@@ -171,10 +173,19 @@ def test_other_device_means_rebuild(field, value, says):
 def test_every_mismatch_is_reported():
     meta = dict(_meta(), engine_sha256="e" * 64)
     here = dict(HERE, gpu_name="other", tensorrt_version="11.0.0")
-    d = ec.check_engine(meta, here, onnx_sha256="b" * 64, precision="fp32", frame_size=(3840, 2160), engine_sha256="f" * 64)
+    d = ec.check_engine(
+        meta, here, onnx_sha256="b" * 64, precision="fp32", frame_size=(3840, 2160), engine_sha256="f" * 64
+    )
     assert not d.usable and len(d.reasons) == 6
     why = d.why()
-    for part in ("GPU", "TensorRT version", "different model", "fp16, fp32 requested", "3840x2160 is outside", "does not match its metadata"):
+    for part in (
+        "GPU",
+        "TensorRT version",
+        "different model",
+        "fp16, fp32 requested",
+        "3840x2160 is outside",
+        "does not match its metadata",
+    ):
         assert part in why
 
 

@@ -45,7 +45,9 @@ def test_sharpeners_add_detail_and_keep_range(soft: np.ndarray, sharpen) -> None
     assert out8.dtype == np.uint8 and out8.shape == as_uint8.shape
     assert _hf(out8.astype(np.float32)) > 1.2 * _hf(as_uint8.astype(np.float32))
     # strong settings clamp rather than overflow
-    extreme = unsharp_mask(as_uint8, amount=20.0) if sharpen is unsharp_mask else laplacian_sharpen(as_uint8, strength=5.0)
+    extreme = (
+        unsharp_mask(as_uint8, amount=20.0) if sharpen is unsharp_mask else laplacian_sharpen(as_uint8, strength=5.0)
+    )
     assert extreme.min() == 0 and extreme.max() == 255
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_live_helpers import InvertEngine, NumberedSource, error_line, run_kdcam
+from live_fixtures import InvertEngine, NumberedSource, error_line, run_kdcam
 
 from engines.errors import MAX_ERROR_LINE, KdcamError
-from vcam import control
-from vcam.config import CONFIG_KEYS, MAX_CONFIG_BYTES, LiveSettings, read_config_file, resolve_settings
+from vcam.live.controls import client, sockets
+from vcam.live.settings import CONFIG_KEYS, LiveSettings, read_config_file, resolve_settings
+from vcam.live.config_file import MAX_CONFIG_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "samples" / "vtest_clip.avi"
@@ -76,8 +77,11 @@ def test_an_output_that_is_a_fifo_or_a_device_is_refused(tmp_path, capsys, monke
         os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
         targets.append(device)
     for target in targets:
-        code, _, err = run_kdcam(["start", "--device", str(CLIP), "--no-vcam", "--max-frames", "3", "--output", str(target)],
-                                 capsys, monkeypatch)
+        code, _, err = run_kdcam(
+            ["start", "--device", str(CLIP), "--no-vcam", "--max-frames", "3", "--output", str(target)],
+            capsys,
+            monkeypatch,
+        )
         assert "not a file" in _one_error(code, err), target
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert len(targets) == 1 or stat.S_ISCHR(os.lstat(device).st_mode)
@@ -90,25 +94,32 @@ def test_a_sharpen_output_that_is_a_fifo_is_refused(tmp_path, capsys, monkeypatc
     cv2.imwrite(str(tmp_path / "pic.png"), np.zeros((32, 48, 3), np.uint8))
     (tmp_path / "out").mkdir()
     os.mkfifo(tmp_path / "out" / "pic.png")
-    code, _, err = run_kdcam(["sharpen", str(tmp_path / "pic.png"), "--output", str(tmp_path / "out")], capsys, monkeypatch)
+    code, _, err = run_kdcam(
+        ["sharpen", str(tmp_path / "pic.png"), "--output", str(tmp_path / "out")], capsys, monkeypatch
+    )
     assert code == 1 and "FIFO" in err and "Traceback" not in err
     assert stat.S_ISFIFO(os.lstat(tmp_path / "out" / "pic.png").st_mode)
 
 
 # --- the config file -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, phrase", [
-    ('strength = "1"\n', "'strength' must be an integer or a number"),
-    ('fps = "30"\n', "'fps' must be"),
-    ("loop = 1\n", "'loop' must be true or false"),
-    ("size = 1280\n", "'size' must be a string"),
-    ("device = 1.5\n", "'device' must be"),
-])
+
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        ('strength = "1"\n', "'strength' must be an integer or a number"),
+        ('fps = "30"\n', "'fps' must be"),
+        ("loop = 1\n", "'loop' must be true or false"),
+        ("size = 1280\n", "'size' must be a string"),
+        ("device = 1.5\n", "'device' must be"),
+    ],
+)
 def test_a_config_value_of_the_wrong_type_is_refused(tmp_path, text, phrase, capsys, monkeypatch):
     config = tmp_path / "c.toml"
     config.write_text(text)
-    code, _, err = run_kdcam(["start", "--config", str(config), "--device", str(CLIP), "--no-vcam", "--max-frames", "1"],
-                             capsys, monkeypatch)
+    code, _, err = run_kdcam(
+        ["start", "--config", str(config), "--device", str(CLIP), "--no-vcam", "--max-frames", "1"], capsys, monkeypatch
+    )
     assert phrase in _one_error(code, err)
 
 
@@ -125,8 +136,13 @@ def test_a_config_over_its_bound_is_refused_before_it_is_read(tmp_path):
         read_config_file(config)
 
 
-toml_values = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(), st.text(max_size=20),
-                        st.lists(st.integers(), max_size=3))
+toml_values = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+)
 
 
 def _toml(value) -> str:
@@ -143,9 +159,12 @@ def _toml(value) -> str:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(table=st.dictionaries(st.one_of(st.sampled_from(CONFIG_KEYS), st.from_regex(r"[a-z_]{1,12}", fullmatch=True)),
-                             toml_values, max_size=5),
-       junk=st.one_of(st.just(b""), st.binary(max_size=40)))
+@given(
+    table=st.dictionaries(
+        st.one_of(st.sampled_from(CONFIG_KEYS), st.from_regex(r"[a-z_]{1,12}", fullmatch=True)), toml_values, max_size=5
+    ),
+    junk=st.one_of(st.just(b""), st.binary(max_size=40)),
+)
 def test_any_config_file_loads_or_is_one_line(tmp_path, table, junk):
     """Generated config files: each loads into valid settings or raises one KdcamError line."""
     config = tmp_path / "gen.toml"
@@ -160,20 +179,30 @@ def test_any_config_file_loads_or_is_one_line(tmp_path, table, junk):
 
 # --- kdcam ctl save ------------------------------------------------------------------------------------
 
-def _run_camera(name: str, config: Path, duration: float = 6.0) -> threading.Thread:
-    from vcam.live import run_live
 
-    settings = resolve_settings(overrides={"device": "numbered", "vcam": False, "duration": duration, "camera_name": name},
-                                config_path=config)
-    thread = threading.Thread(target=run_live, daemon=True, kwargs=dict(
-        settings=settings, engine=InvertEngine(), factory=lambda: NumberedSource(fps=30), report_every=None,
-        log=lambda _line: None))
+def _run_camera(name: str, config: Path, duration: float = 6.0) -> threading.Thread:
+    from vcam.live.session import run_live
+
+    settings = resolve_settings(
+        overrides={"device": "numbered", "vcam": False, "duration": duration, "camera_name": name}, config_path=config
+    )
+    thread = threading.Thread(
+        target=run_live,
+        daemon=True,
+        kwargs=dict(
+            settings=settings,
+            engine=InvertEngine(),
+            factory=lambda: NumberedSource(fps=30),
+            report_every=None,
+            log=lambda _line: None,
+        ),
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if control.socket_path(name).exists():
+        if sockets.socket_path(name).exists():
             try:
-                if control.send_request(name, {"cmd": "status"})["ok"]:
+                if client.send_request(name, {"cmd": "status"})["ok"]:
                     return thread
             except KdcamError:
                 pass
@@ -192,8 +221,8 @@ def test_ctl_save_writes_through_a_link_keeps_the_mode_and_only_what_changed(tmp
     link.symlink_to(dotfiles)
     thread = _run_camera("Link Cam", link)
     try:
-        assert control.send_request("Link Cam", {"cmd": "strength", "value": 0.7})["ok"]
-        answer = control.send_request("Link Cam", {"cmd": "save"})
+        assert client.send_request("Link Cam", {"cmd": "strength", "value": 0.7})["ok"]
+        answer = client.send_request("Link Cam", {"cmd": "save"})
         assert answer["ok"] and "saved strength = 0.7" in answer["message"], answer
         assert "model" not in answer["message"] and "engine" not in answer["message"]
     finally:
@@ -213,7 +242,7 @@ def test_ctl_save_with_nothing_changed_writes_nothing(tmp_path):
     before = config.stat().st_mtime_ns
     thread = _run_camera("Same Cam", config, duration=3.0)
     try:
-        answer = control.send_request("Same Cam", {"cmd": "save"})
+        answer = client.send_request("Same Cam", {"cmd": "save"})
         assert answer["ok"] and "nothing was changed" in answer["message"]
     finally:
         thread.join(timeout=30)

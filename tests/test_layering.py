@@ -5,6 +5,11 @@
 * ``vcam`` never imports ``distill``, except in the one place that composes both sides:
   ``vcam/cli.py`` mounting ``kdcam distill``;
 * ``distill`` never imports ``vcam``;
+* inside, every module has a layer and imports only its own layer or lower ones
+  (``LAYERS``): ``engines.foundation`` imports nothing of ours but ``engines.errors``;
+  the rest of ``engines`` stands on it; in ``vcam``, ``media`` < ``live`` (the session and
+  its ``controls``) < the commands' library modules (``sharpen``, ``bench``, ...) <
+  ``cli``; and nothing in ``vcam.live`` imports ``vcam.live.session``, which composes it;
 * no import cycles between modules, and no module imports a private name (``_x``) of
   another.
 
@@ -60,7 +65,9 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[st
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base.split(".")[0] not in PACKAGES:
                 continue
             for alias in node.names:
@@ -128,6 +135,61 @@ def test_no_import_runs_the_wrong_way():
     assert forbidden == []
 
 
+#: (module prefix, layer), most specific prefix first: a module imports only its own layer or lower ones
+LAYERS = (
+    ("engines.errors", 0),
+    ("engines.foundation", 1),
+    ("engines", 2),
+    ("distill", 3),
+    ("vcam.media", 3),
+    ("vcam.live", 4),
+    ("vcam.cli", 6),
+    ("vcam", 5),
+)
+
+
+def layer(module: str) -> int:
+    return next(rank for prefix, rank in LAYERS if module == prefix or module.startswith(prefix + "."))
+
+
+def upward_imports() -> list[str]:
+    modules = all_modules()
+    found = []
+    for name, path in modules.items():
+        for target, _, _ in imports_of(name, path, modules):
+            if (name, target) == COMPOSER:
+                continue
+            if layer(target) > layer(name) and target not in ("vcam", "engines"):
+                found.append(f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})")
+            if target == "vcam.live.session" and name.startswith("vcam.live.") and name != target:
+                found.append(f"{name} imports vcam.live.session, which composes it")
+    return found
+
+
+def test_no_import_runs_upward():
+    assert upward_imports() == []
+
+
+def test_the_foundation_imports_nothing_of_ours():
+    modules = all_modules()
+    for name, path in modules.items():
+        if name.startswith("engines.foundation") or name == "engines.errors":
+            targets = {t for t, _, _ in imports_of(name, path, modules)}
+            assert {t for t in targets if not t.startswith("engines.foundation")} <= {"engines.errors"}, name
+
+
+def test_vcam_is_a_house_of_rooms():
+    """At most about ten files directly in vcam/, and no module of the live side over 300 lines."""
+    direct = sorted(p.name for p in (REPO / "vcam").glob("*.py"))
+    assert len(direct) <= 10, direct
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in (REPO / "vcam").rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 300
+    }
+    assert long == {}
+
+
 def test_no_import_cycles():
     edges, _, _ = graph()
     assert sum(len(e) for e in edges.values()) > 100  # the walk found the imports
@@ -147,12 +209,15 @@ def test_the_checker_catches_what_it_forbids():
     assert ("engines.model.checkpoint", ["ResolvedModel"], True) in found  # an import for type checkers only
 
 
-@pytest.mark.parametrize("module", ["vcam.cli", "vcam.pipeline", "vcam.sharpen", "engines.registry"])
+@pytest.mark.parametrize("module", ["vcam.cli", "vcam.live.pipeline", "vcam.sharpen", "engines.registry"])
 def test_the_live_side_loads_without_the_training_side(module):
     import subprocess
     import sys
 
-    code = f"import sys, {module}; bad = sorted(m for m in sys.modules if m == 'distill' or m.startswith('distill.')); print(bad)"
+    code = (
+        f"import sys, {module}; "
+        "bad = sorted(m for m in sys.modules if m == 'distill' or m.startswith('distill.')); print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
 

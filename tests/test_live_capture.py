@@ -9,11 +9,13 @@ import time
 import cv2
 import numpy as np
 import pytest
-from test_live_helpers import NumberedSource, frame_number
+from live_fixtures import NumberedSource, frame_number
 
 from engines.errors import KdcamError
-from vcam.capture import CaptureThread, LatestFrame, SourceInfo, fit_into, open_camera, open_video, output_shape
-from vcam.stats import LiveStats
+from vcam.live.capture import CaptureThread
+from vcam.live.mailbox import LatestFrame
+from vcam.live.sources import SourceInfo, fit_into, open_camera, open_video, output_shape
+from vcam.live.stats import LiveStats
 
 
 def test_mailbox_gives_the_newest_frame_and_drops_the_rest():
@@ -61,7 +63,9 @@ def _run_capture(source, factory, *, frames: int, timeout: float = 10.0):
     stats = LiveStats(engine="none")
     stop = threading.Event()
     logs: list[str] = []
-    thread = CaptureThread(source=source, factory=factory, mailbox=box, stats=stats, stop=stop, log=logs.append, backoff=(0.01, 0.05))
+    thread = CaptureThread(
+        source=source, factory=factory, mailbox=box, stats=stats, stop=stop, log=logs.append, backoff=(0.01, 0.05)
+    )
     thread.start()
     seen = []
     deadline = time.monotonic() + timeout

@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_live_helpers import error_line, run_kdcam
+from live_fixtures import error_line, run_kdcam
 
 from engines.errors import KdcamError
-from vcam.config import LiveSettings, resolve_settings
-from vcam.preview import check_display
+from vcam.live.settings import LiveSettings, resolve_settings
+from vcam.live.controls.preview import check_display
 
 
 @pytest.fixture
@@ -50,7 +50,9 @@ def test_bad_flags_are_one_line_and_exit_1(args, expected, capsys, monkeypatch):
     assert expected in error_line(err)
 
 
-@pytest.mark.skipif(not Path("/dev").is_dir() or Path("/dev/video7").exists(), reason="needs a machine without /dev/video7")
+@pytest.mark.skipif(
+    not Path("/dev").is_dir() or Path("/dev/video7").exists(), reason="needs a machine without /dev/video7"
+)
 def test_a_missing_camera_index(capsys, monkeypatch):
     code, _, err = run_kdcam(["start", "--device", "7", "--no-vcam", "--max-frames", "1"], capsys, monkeypatch)
     assert code == 1
@@ -59,7 +61,9 @@ def test_a_missing_camera_index(capsys, monkeypatch):
 
 
 def test_a_missing_video_file(tmp_path, capsys, monkeypatch):
-    code, _, err = run_kdcam(["start", "--device", str(tmp_path / "none.mp4"), "--no-vcam", "--max-frames", "1"], capsys, monkeypatch)
+    code, _, err = run_kdcam(
+        ["start", "--device", str(tmp_path / "none.mp4"), "--no-vcam", "--max-frames", "1"], capsys, monkeypatch
+    )
     assert code == 1 and "no camera or video file" in error_line(err)
 
 
@@ -78,14 +82,18 @@ def test_preview_with_headless_opencv():
 
 
 def test_unknown_virtual_camera_backend(capsys, monkeypatch, clip):
-    code, _, err = run_kdcam(["start", "--device", str(clip), "--vcam-backend", "nope", "--max-frames", "1"], capsys, monkeypatch)
+    code, _, err = run_kdcam(
+        ["start", "--device", str(clip), "--vcam-backend", "nope", "--max-frames", "1"], capsys, monkeypatch
+    )
     assert code == 1 and "unknown virtual camera backend 'nope'" in error_line(err)
 
 
 def test_a_model_that_is_not_a_kdcam_checkpoint(tmp_path, capsys, monkeypatch, clip):
     bogus = tmp_path / "model.safetensors"
     bogus.write_bytes(b"not a checkpoint")
-    code, _, err = run_kdcam(["start", "--device", str(clip), "--no-vcam", "--max-frames", "1", "--model", str(bogus)], capsys, monkeypatch)
+    code, _, err = run_kdcam(
+        ["start", "--device", str(clip), "--no-vcam", "--max-frames", "1", "--model", str(bogus)], capsys, monkeypatch
+    )
     assert code == 1 and "model.safetensors" in error_line(err)
 
 
@@ -117,7 +125,9 @@ def test_config_that_is_not_toml(tmp_path, capsys, monkeypatch):
 def test_flags_override_the_config_file_only_where_given(tmp_path, monkeypatch):
     path = _config(tmp_path, 'device = "clip.mp4"\nsize = "640x480"\nfps = 15\nstrength = 0.5\nloop = true\n')
     from_file = resolve_settings(overrides={}, config_path=path)
-    assert from_file == LiveSettings(device="clip.mp4", size=(640, 480), fps=15.0, strength=0.5, loop=True, config_file=path)
+    assert from_file == LiveSettings(
+        device="clip.mp4", size=(640, 480), fps=15.0, strength=0.5, loop=True, config_file=path
+    )
     flagged = resolve_settings(overrides={"fps": "25", "device": "1"}, config_path=path)
     assert (flagged.fps, flagged.device, flagged.size, flagged.loop) == (25.0, 1, (640, 480), True)
 

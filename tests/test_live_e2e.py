@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_live_helpers import run_kdcam
+from live_fixtures import run_kdcam
 
 
 FRAMES = 120
@@ -34,7 +34,9 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_start_records_the_engine_output_of_each_input_frame(shared_dir, tmp_path, capsys, monkeypatch, random_student_path):
+def test_start_records_the_engine_output_of_each_input_frame(
+    shared_dir, tmp_path, capsys, monkeypatch, random_student_path
+):
     video = shared_dir / "data" / "video" / "vtest.avi"
     output = tmp_path / "OUT.mp4"
     frame_log = tmp_path / "frames.csv"
@@ -43,9 +45,26 @@ def test_start_records_the_engine_output_of_each_input_frame(shared_dir, tmp_pat
     # visible on every frame (an installed, gated student may leave this clip nearly untouched);
     # strength 2 because mp4v's loss is about as large as the model's change at strength 1.
     code, out, err = run_kdcam(
-        ["start", "--device", str(video), "--no-vcam", "--output", str(output), "--max-frames", str(FRAMES),
-         "--engine", "onnxruntime", "--model", str(random_student_path), "--strength", str(STRENGTH), "--frame-log", str(frame_log)],
-        capsys, monkeypatch,
+        [
+            "start",
+            "--device",
+            str(video),
+            "--no-vcam",
+            "--output",
+            str(output),
+            "--max-frames",
+            str(FRAMES),
+            "--engine",
+            "onnxruntime",
+            "--model",
+            str(random_student_path),
+            "--strength",
+            str(STRENGTH),
+            "--frame-log",
+            str(frame_log),
+        ],
+        capsys,
+        monkeypatch,
     )
     assert code == 0, err
     assert f"sent {FRAMES} " in out, out  # the exit summary
@@ -111,9 +130,20 @@ def test_start_reads_the_model_file_once(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_student", counting_load)
     monkeypatch.setattr(checkpoint, "file_sha256", counting_sha)
     code, _out, err = run_kdcam(
-        ["start", "--device", str(Path(__file__).resolve().parents[1] / "samples" / "vtest_clip.avi"), "--no-vcam",
-         "--max-frames", "5", "--engine", "onnxruntime", "--model", "quality"],  # auto times each installed model once
-        capsys, monkeypatch,
+        [
+            "start",
+            "--device",
+            str(Path(__file__).resolve().parents[1] / "samples" / "vtest_clip.avi"),
+            "--no-vcam",
+            "--max-frames",
+            "5",
+            "--engine",
+            "onnxruntime",
+            "--model",
+            "quality",
+        ],  # auto times each installed model once
+        capsys,
+        monkeypatch,
     )
     assert code == 0, err
     assert calls == {"load": 1, "hash": 1}

@@ -17,14 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_live_helpers import InvertEngine, NumberedSource, frame_number
+from live_fixtures import InvertEngine, NumberedSource, frame_number
 
 from engines.errors import KdcamError
-from vcam.pipeline import run_loop
-from vcam.controls import Controls
-from vcam.capture import LatestFrame
-from vcam.sender import PacedSender, PhaseLock
-from vcam.stats import LiveStats
+from vcam.live.pipeline import run_loop
+from vcam.live.controls.state import Controls
+from vcam.live.mailbox import LatestFrame
+from vcam.live.sender import PacedSender, PhaseLock
+from vcam.live.stats import LiveStats
 
 SHAPE = (48, 64, 3)
 
@@ -94,7 +94,9 @@ def test_fast_engine_sends_mostly_fresh_frames():
 
 def test_a_finite_source_ends_the_run_after_its_last_frame():
     sent = SentLog()
-    summary = _loop(NumberedSource(shape=SHAPE, fps=100, fail_after=5, finite=True), InvertEngine(), fps=100, observers=[sent])
+    summary = _loop(
+        NumberedSource(shape=SHAPE, fps=100, fail_after=5, finite=True), InvertEngine(), fps=100, observers=[sent]
+    )
     assert summary["captured"] == 5
     assert sent.rows[-1][0] == 4, "the file's last frame is processed and sent before the run ends"
 
@@ -111,7 +113,14 @@ def test_a_lost_source_is_reopened_while_the_last_frame_keeps_going_out():
         return source
 
     sent = SentLog()
-    summary = _loop(NumberedSource(shape=SHAPE, fps=60, fail_after=10), InvertEngine(), fps=30, factory=factory, duration=1.5, observers=[sent])
+    summary = _loop(
+        NumberedSource(shape=SHAPE, fps=60, fail_after=10),
+        InvertEngine(),
+        fps=30,
+        factory=factory,
+        duration=1.5,
+        observers=[sent],
+    )
     positions = [pos for pos, _, _ in sent.rows]
     assert summary["reconnects"] == 1
     assert any(p >= 200 for p in positions), "frames of the reopened source were sent"
@@ -151,7 +160,6 @@ def test_phase_lock_moves_the_grid_toward_the_arrivals_within_bounds():
     assert shifts[-1] == 0.0
 
 
-
 @pytest.mark.parametrize("being_made, expected", [(True, [(1, True), (2, True)]), (False, [(1, True), (1, False)])])
 def test_a_frame_being_made_at_its_tick_goes_out_a_little_late_not_a_period_late(being_made, expected):
     """Processing that runs a little past the tick: the sender waits for the frame being
@@ -177,9 +185,12 @@ def test_a_frame_being_made_at_its_tick_goes_out_a_little_late_not_a_period_late
 
     thread = threading.Thread(target=writer)
     thread.start()
-    PacedSender(fps=2, sinks=(), stats=LiveStats(), observers=[observe]).run(mailbox=box, stop=threading.Event(), max_frames=2)
+    PacedSender(fps=2, sinks=(), stats=LiveStats(), observers=[observe]).run(
+        mailbox=box, stop=threading.Event(), max_frames=2
+    )
     thread.join()
     assert sends == expected
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -189,8 +200,22 @@ def test_a_signal_stops_cleanly_and_finalizes_the_recording(tmp_path, signum):
     summary printed, and the exit code a shell expects (130, 143, 129)."""
     repo = Path(__file__).resolve().parents[1]
     output = tmp_path / "rec.avi"
-    cmd = [sys.executable, "-m", "vcam.cli", "start", "--device", str(repo / "samples" / "vtest_clip.avi"), "--loop",
-           "--no-vcam", "--output", str(output), "--engine", "onnxruntime", "--fps", "10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vcam.cli",
+        "start",
+        "--device",
+        str(repo / "samples" / "vtest_clip.avi"),
+        "--loop",
+        "--no-vcam",
+        "--output",
+        str(output),
+        "--engine",
+        "onnxruntime",
+        "--fps",
+        "10",
+    ]
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     try:

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from vcam.capture import FrameSlot
-from vcam.controls import Controls
-from vcam.preview import Preview
-from vcam.stats import LiveStats
+from vcam.live.mailbox import FrameSlot
+from vcam.live.controls.state import Controls
+from vcam.live.controls.preview import Preview
+from vcam.live.stats import LiveStats
 
 SHAPE = (120, 160, 3)
 ROW = 60  # clear of the text overlays

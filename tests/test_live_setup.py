@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from test_live_helpers import error_line, run_kdcam
+from live_fixtures import error_line, run_kdcam
 
 from engines.errors import KdcamError
-from vcam.devices import VideoDevice, devices_report, list_linux_video_devices, list_loopback_devices
+from vcam.media.devices import VideoDevice, devices_report, list_linux_video_devices, list_loopback_devices
 from vcam.setup_steps import apply_linux_setup, linux_plan, setup_text
 
 
@@ -17,7 +17,12 @@ def fake_sysfs(root: Path) -> Path:
     """A real camera (video0 + its metadata node video1) and two loopback devices."""
     usb = root / "devices" / "pci0000:00" / "usb1" / "1-1" / "video4linux"
     virtual = root / "devices" / "virtual" / "video4linux"
-    nodes = {0: (usb, "Integrated Camera: Integrated C"), 1: (usb, "Integrated Camera: Integrated C"), 10: (virtual, "KD Sharpen Cam"), 11: (virtual, "Dummy video device")}
+    nodes = {
+        0: (usb, "Integrated Camera: Integrated C"),
+        1: (usb, "Integrated Camera: Integrated C"),
+        10: (virtual, "KD Sharpen Cam"),
+        11: (virtual, "Dummy video device"),
+    }
     cls = root / "class" / "video4linux"
     cls.mkdir(parents=True)
     for index, (parent, name) in nodes.items():
@@ -102,7 +107,14 @@ def test_apply_runs_the_printed_steps(tmp_path):
     )
     plan = linux_plan(which=lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
     assert ran == [plan.install, ["modprobe", "-r", "v4l2loopback"], plan.load]
-    assert plan.load == ["modprobe", "v4l2loopback", "devices=1", "video_nr=10", "card_label=KD Sharpen Cam", "exclusive_caps=1"]
+    assert plan.load == [
+        "modprobe",
+        "v4l2loopback",
+        "devices=1",
+        "video_nr=10",
+        "card_label=KD Sharpen Cam",
+        "exclusive_caps=1",
+    ]
     conf = (tmp_path / "root" / "etc" / "modprobe.d" / "kdcam.conf").read_text()
     assert conf == 'options v4l2loopback devices=1 video_nr=10 card_label="KD Sharpen Cam" exclusive_caps=1\n'
     assert (tmp_path / "root" / "etc" / "modules-load.d" / "kdcam.conf").read_text() == "v4l2loopback\n"

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import pyvirtualcam
 from pyvirtualcam import PixelFormat
-from test_live_helpers import InvertEngine, NumberedSource, frame_number
+from live_fixtures import InvertEngine, NumberedSource
 
 from engines.errors import KdcamError
-from vcam.config import LiveSettings
-from vcam.devices import list_loopback_devices
-from vcam.live import run_live
-from vcam.vcam_out import open_virtual_camera
+from vcam.live.settings import LiveSettings
+from vcam.media.devices import list_loopback_devices
+from vcam.live.session import run_live
+from vcam.media.virtual_camera import open_virtual_camera
 
 BGR_FOURCC = int.from_bytes(PixelFormat.BGR.value.encode("ascii"), "little")
 
@@ -65,14 +65,19 @@ def test_backend():
 def test_frames_reach_the_virtual_camera_in_bgr_at_the_size_and_fps(test_backend):
     source = NumberedSource(shape=(48, 64, 3), fps=60)
     settings = LiveSettings(device="numbered", fps=25, vcam_backend="kdcam-test", max_frames=20)
-    summary = run_live(settings=settings, engine=InvertEngine(), factory=lambda: source, report_every=None, log=lambda _line: None)
+    summary = run_live(
+        settings=settings, engine=InvertEngine(), factory=lambda: source, report_every=None, log=lambda _line: None
+    )
     (backend,) = test_backend.opened
     assert backend.fourcc == BGR_FOURCC, "published as PixelFormat.BGR: no colour conversion"
     assert (backend.width, backend.height, backend.fps) == (64, 48, 25)
     assert len(backend.frames) == summary["sent"] == 20
     # pyvirtualcam hands backends flat uint8 arrays; each is a processed (inverted) frame.
     frame = backend.frames[-1].reshape(48, 64, 3)
-    assert frame.dtype == np.uint8 and 0 <= 255 - frame_number(frame) < 256
+    assert frame.dtype == np.uint8
+    numbers = [255 - int(f.reshape(48, 64, 3)[0, 0, 0]) for f in backend.frames]
+    assert (frame[:4, :4, 0] == 255 - numbers[-1]).all(), "the corner carries one inverted frame number"
+    assert numbers == sorted(numbers) and numbers[-1] <= source.pos, "frames the source gave, in order"
     assert np.array_equal(frame[8:, 8:], 255 - source._base[8:, 8:])
     assert backend.closed, "the virtual device is released at the end"
 
@@ -99,7 +104,7 @@ def test_unknown_backend_is_one_clear_line():
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_pyvirtualcam_keyerror_is_mapped(monkeypatch):
     # Past our own check (a backend that vanished): pyvirtualcam's bare KeyError.
-    monkeypatch.setattr("vcam.vcam_out._registered_backends", lambda: ["ghost"])
+    monkeypatch.setattr("vcam.media.virtual_camera._registered_backends", lambda: ["ghost"])
     with pytest.raises(KdcamError, match="unknown virtual camera backend 'ghost'"):
         open_virtual_camera(width=64, height=48, fps=30, backend="ghost")
 
@@ -114,7 +119,9 @@ def test_empty_runtimeerror_means_no_backend_for_this_os(monkeypatch):
 
 
 def test_a_backend_failure_is_one_line_pointing_to_setup(test_backend):
-    with pytest.raises(KdcamError, match=r"cannot open a virtual camera \('kdcam-failing' backend: device is busy\).*kdcam setup"):
+    with pytest.raises(
+        KdcamError, match=r"cannot open a virtual camera \('kdcam-failing' backend: device is busy\).*kdcam setup"
+    ):
         open_virtual_camera(width=64, height=48, fps=30, backend="kdcam-failing")
 
 
@@ -184,7 +191,10 @@ def _real_loopback() -> str | None:
 
 
 @pytest.mark.v4l2loopback
-@pytest.mark.skipif(_real_loopback() is None, reason="no v4l2loopback device here (needs Linux with the module loaded: see `kdcam setup`)")
+@pytest.mark.skipif(
+    _real_loopback() is None,
+    reason="no v4l2loopback device here (needs Linux with the module loaded: see `kdcam setup`)",
+)
 def test_real_v4l2loopback_device_receives_frames():
     import cv2
 
@@ -204,6 +214,8 @@ def test_real_v4l2loopback_device_receives_frames():
 
     reader = threading.Timer(1.0, read_back)
     reader.start()
-    run_live(settings=settings, engine=InvertEngine(), factory=lambda: source, report_every=None, log=lambda _line: None)
+    run_live(
+        settings=settings, engine=InvertEngine(), factory=lambda: source, report_every=None, log=lambda _line: None
+    )
     reader.join(10)
     assert received and received[0][:2] == (240, 320)

@@ -1,5 +1,5 @@
 """A refused ``kdcam start`` never touches a file: the recording is opened only once the
-instance lock, the runtime folder, the source and the engine have all passed (vcam.readiness)."""
+instance lock, the runtime folder, the source and the engine have all passed (vcam.live.readiness)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_live_helpers import InvertEngine, NumberedSource, error_line, run_kdcam
+from live_fixtures import InvertEngine, NumberedSource, error_line, run_kdcam
 
 from engines.errors import KdcamError
-from vcam import control
-from vcam.config import LiveSettings
-from vcam.readiness import ReadyToWrite, ready_to_write
-from vcam.recorder import Recording
+from vcam.live.controls import client, sockets
+from vcam.live.settings import LiveSettings
+from vcam.live.readiness import ReadyToWrite, ready_to_write
+from vcam.live.recording import Recording
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "samples" / "vtest_clip.avi"
@@ -53,7 +53,7 @@ def _start_args(output: Path) -> list[str]:
 @pytest.mark.slow
 def test_a_second_instance_refused_keeps_the_earlier_recording(tmp_path, capsys, monkeypatch):
     precious, digest = _precious(tmp_path / "rec")
-    from vcam.live import run_live
+    from vcam.live.session import run_live
 
     thread = threading.Thread(target=lambda: run_live(
         settings=LiveSettings(device="numbered", vcam=False, duration=15.0), engine=InvertEngine(),
@@ -61,7 +61,7 @@ def test_a_second_instance_refused_keeps_the_earlier_recording(tmp_path, capsys,
     thread.start()
     try:
         deadline = time.monotonic() + 30
-        while not control.socket_path("KD Sharpen Cam").exists() and time.monotonic() < deadline:
+        while not sockets.socket_path("KD Sharpen Cam").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         code, _, err = run_kdcam(_start_args(precious), capsys, monkeypatch)
         assert code == 1 and "already running as 'KD Sharpen Cam'" in error_line(err)
@@ -71,7 +71,7 @@ def test_a_second_instance_refused_keeps_the_earlier_recording(tmp_path, capsys,
         code, _, err = run_kdcam(_start_args(fresh), capsys, monkeypatch)
         assert code == 1 and not fresh.exists() and _left_in(tmp_path / "rec") == ["precious.mp4"]
     finally:
-        control.send_request("KD Sharpen Cam", {"cmd": "status"})  # still the first instance's, still answering
+        client.send_request("KD Sharpen Cam", {"cmd": "status"})  # still the first instance's, still answering
         thread.join(timeout=30)
 
 

@@ -305,7 +305,9 @@ def test_cached_engine_is_built_once_and_rebuilt_on_mismatch(fake_gpu, stub_runn
     assert builds() == 4 and ec.read_meta(new_path)["profile"]["max"] == "3840x2160"
 
 
-def test_explicit_engine_file_mismatch_says_what_to_run(fake_gpu, stub_runner, random_student_path, onnx_pair, tmp_path):
+def test_explicit_engine_file_mismatch_says_what_to_run(
+    fake_gpu, stub_runner, random_student_path, onnx_pair, tmp_path
+):
     model = open_model(random_student_path)
     trt = fake_gpu(fake_tensorrt("10.9.0.34"))
     path = tb.build_engine(model=random_student_path, size="640x480", output=tmp_path / "cam.engine", quiet=True)
@@ -337,9 +339,10 @@ def test_real_engine_matches_cpu(random_student_path):
     from engines.registry import create_engine
 
     rng = np.random.default_rng(2)
-    with create_engine("tensorrt", model=random_student_path, size="320x240", quiet=True) as gpu, create_engine(
-        "onnxruntime", model=random_student_path, quiet=True
-    ) as cpu:
+    with (
+        create_engine("tensorrt", model=random_student_path, size="320x240", quiet=True) as gpu,
+        create_engine("onnxruntime", model=random_student_path, quiet=True) as cpu,
+    ):
         for h, w in ((240, 320), (37, 53), (240, 320)):
             frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             for strength in (1.0, 0.4):

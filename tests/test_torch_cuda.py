@@ -89,7 +89,9 @@ def test_gpu_check_report_helpers(tmp_path):
     import json
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py")
+    spec = importlib.util.spec_from_file_location(
+        "gpu_check", Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+    )
     gc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gc)
 
@@ -107,7 +109,17 @@ def test_gpu_check_report_helpers(tmp_path):
             {"model": "m", "engine": "e", "size": "1920x1080", "e2e_fps": 900.0, "device_fps": 2500.0},
             {"model": "m", "engine": "t", "size": "3840x2160", "skipped": "time budget reached"},
         ],
-        "diffs": [{"model": "m", "engine": "e", "cpu_engine": "ort", "size": "1280x720", "max_abs": 1, "mean_abs": 0.01, "frac_differing": 0.01}],
+        "diffs": [
+            {
+                "model": "m",
+                "engine": "e",
+                "cpu_engine": "ort",
+                "size": "1280x720",
+                "max_abs": 1,
+                "mean_abs": 0.01,
+                "frac_differing": 0.01,
+            }
+        ],
         "notes": ["n"],
         "errors": [],
     }

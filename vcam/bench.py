@@ -8,7 +8,7 @@ unsharp mask as the classical baseline. Ratios are taken within the run.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ from engines.classical import unsharp_mask
 from engines.errors import KdcamError, shown
 from engines.model.students import create_student
 from engines import ENGINES, create_engine, engine_status
+from engines.foundation.values import BENCH_SIZES, DEFAULT_FPS
 from engines.registry import engine_options
-from engines.timing import machine_name, time_fps
+from engines.foundation.timing import machine_name, time_fps
 
 
 def _srcnn_checkpoint(folder: Path) -> Path:
@@ -30,12 +31,12 @@ def _srcnn_checkpoint(folder: Path) -> Path:
 
 def run_bench(
     *,
-    sizes: Sequence[tuple[int, int]] = ((1280, 720), (1920, 1080)),
+    sizes: Sequence[tuple[int, int]] = BENCH_SIZES,
     engines: Sequence[str] | None = None,
     models: Sequence[str | Path] | None = None,
     precision: str | None = None,
     srcnn: bool = True,
-    fps_target: float = 30.0,
+    fps_target: float = DEFAULT_FPS,
     max_seconds: float = 8.0,
 ) -> dict:
     """Measure and return ``{"machine", "rows": [{design, engine, size, fps}], "ratios", "auto"}``.
@@ -58,24 +59,39 @@ def run_bench(
             designs.append(("srcnn-955", _srcnn_checkpoint(Path(tmp))))
         for design, weights in designs:
             for name in names:
-                with create_engine(name, model=weights, quiet=True, **engine_options(name, precision=precision)) as engine:
+                with create_engine(
+                    name, model=weights, quiet=True, **engine_options(name, precision=precision)
+                ) as engine:
                     for w, h in sizes:
                         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
                         out = np.empty_like(frame)
                         fps = time_fps(lambda: engine.sharpen(frame, out=out), max_seconds=max_seconds)
-                        rows.append({"design": design, "engine": name, "detail": engine.describe(), "size": f"{w}x{h}", "fps": fps})
+                        rows.append(
+                            {
+                                "design": design,
+                                "engine": name,
+                                "detail": engine.describe(),
+                                "size": f"{w}x{h}",
+                                "fps": fps,
+                            }
+                        )
     for w, h in sizes:
         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         fps = time_fps(lambda: unsharp_mask(frame, sigma=1.0, amount=1.0), max_seconds=max_seconds)
         rows.append({"design": "unsharp-mask", "engine": "opencv", "detail": "OpenCV", "size": f"{w}x{h}", "fps": fps})
     students = [d for d, _ in designs if d != "srcnn-955"]
-    return {"machine": machine_name(), "rows": rows, "ratios": _ratios(rows, students),
-            "auto": _auto_choices(rows, students, fps_target)}
+    return {
+        "machine": machine_name(),
+        "rows": rows,
+        "ratios": _ratios(rows, students),
+        "auto": _auto_choices(rows, students, fps_target),
+        "fps_target": fps_target,
+    }
 
 
 def _auto_choices(rows: list[dict], students: list[str], fps_target: float) -> list[dict]:
-    """What ``--model auto`` (``vcam.model_choice``) picks from the measured frame times."""
-    from vcam.model_choice import HEADROOM
+    """What ``--model auto`` (``vcam.live.model_choice``) picks from the measured frame times."""
+    from vcam.live.model_choice import HEADROOM
 
     fps = {(r["design"], r["engine"], r["size"]): r["fps"] for r in rows}
     out = []
@@ -95,14 +111,24 @@ def _ratios(rows: list[dict], students: list[str]) -> list[dict]:
             continue
         ref = fps.get(("srcnn-955", engine, size))
         sharp = fps.get(("unsharp-mask", "opencv", size))
-        ratios.append({"design": design, "engine": engine, "size": size, "vs_srcnn": value / ref if ref else None,
-                       "vs_unsharp": value / sharp if sharp else None})
+        ratios.append(
+            {
+                "design": design,
+                "engine": engine,
+                "size": size,
+                "vs_srcnn": value / ref if ref else None,
+                "vs_unsharp": value / sharp if sharp else None,
+            }
+        )
     return ratios
 
 
 def to_markdown(result: dict) -> str:
     sizes = sorted({r["size"] for r in result["rows"]}, key=lambda s: int(s.split("x")[0]))
-    lines = [f"Machine: {result['machine']}. Engine-only fps (one BGR uint8 frame in, one out), median of >= 10 runs.", ""]
+    lines = [
+        f"Machine: {result['machine']}. Engine-only fps (one BGR uint8 frame in, one out), median of >= 10 runs.",
+        "",
+    ]
     lines.append("| design | engine | " + " | ".join(f"fps {s}" for s in sizes) + " |")
     lines.append("|---|---|" + "---|" * len(sizes))
     keyed: dict[tuple[str, str], dict[str, float]] = {}
@@ -119,10 +145,18 @@ def to_markdown(result: dict) -> str:
         vs_u = f"{r['vs_unsharp']:.2f}x" if r["vs_unsharp"] else "-"
         lines.append(f"| {r['design']} | {r['engine']} | {r['size']} | {vs_s} | {vs_u} |")
     if result.get("auto"):
-        from vcam.model_choice import HEADROOM
+        from vcam.live.model_choice import HEADROOM
 
-        lines += ["", f"`--model auto` from these numbers (the best installed model within {HEADROOM:.0%} of a 30 fps "
-                      "frame):", ""]
-        lines += [f"- {a['engine']} at {a['size']}: **{a['model']}** ({a['fps']:.1f} fps"
-                  f"{'' if a['fits'] else ', the fastest: none fits'})" for a in result["auto"]]
+        lines += [
+            "",
+            f"`--model auto` from these numbers (the best installed model within {HEADROOM:.0%} of a "
+            f"{result.get('fps_target', DEFAULT_FPS):g} fps "
+            "frame):",
+            "",
+        ]
+        lines += [
+            f"- {a['engine']} at {a['size']}: **{a['model']}** ({a['fps']:.1f} fps"
+            f"{'' if a['fits'] else ', the fastest: none fits'})"
+            for a in result["auto"]
+        ]
     return "\n".join(lines) + "\n"

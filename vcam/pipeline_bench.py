@@ -10,22 +10,27 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from vcam.capture import default_log, describe_source, open_video, output_shape
-from vcam.config import parse_duration, parse_fps, parse_size
-from vcam.controls import Controls
-from vcam.engine_switch import warm_up
-from vcam.model_choice import AUTO, choose_model
-from vcam.pipeline import run_loop
-from vcam.stats import LiveStats
+from vcam.live.stage import default_log
+from vcam.live.sources import describe_source, open_video, output_shape
+from vcam.live.settings import parse_duration
+from engines.foundation.values import AUTO, DEFAULT_FPS, DEFAULT_SIZE, parse_fps, parse_size
+from vcam.live.controls.state import Controls
+from vcam.live.engine_switch import warm_up
+from vcam.live.model_choice import choose_model
+from vcam.live.pipeline import run_loop
+from vcam.live.stats import LiveStats
+
+#: how long `kdcam bench --pipeline` runs by default, in seconds
+PIPELINE_SECONDS = 30.0
 
 
 def run_pipeline_bench(
     *,
     source: str | Path,
-    size: tuple[int, int] = (1280, 720),
-    fps: float = 30,
-    seconds: float = 30,
-    engine: str = "auto",
+    size: tuple[int, int] = DEFAULT_SIZE,
+    fps: float = DEFAULT_FPS,
+    seconds: float = PIPELINE_SECONDS,
+    engine: str = AUTO,
     model: str | Path | None = None,
     strength: float = 1.0,
 ) -> dict:
@@ -49,7 +54,11 @@ def run_pipeline_bench(
         opened.close()
         raise
     try:
-        default_log("kdcam bench: " + describe_source(opened.info, asked_size=size, asked_fps=fps, camera=False) + f", scaled to {size[0]}x{size[1]}, paced at {fps:g} fps")
+        default_log(
+            "kdcam bench: "
+            + describe_source(opened.info, asked_size=size, asked_fps=fps, camera=False)
+            + f", scaled to {size[0]}x{size[1]}, paced at {fps:g} fps"
+        )
         shape = output_shape(opened.info, size)
         warm_up(runner, shape=shape, strength=strength)
         stats = LiveStats(engine=runner.describe())

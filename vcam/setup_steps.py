@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import KdcamError
-from vcam.config import DEFAULT_CAMERA_NAME, parse_camera_name
+from vcam.media.camera_name import DEFAULT_CAMERA_NAME, parse_camera_name
 
 OS_NAMES = ("linux", "windows", "macos")
 #: a high number keeps the virtual camera clear of real cameras (video0, video1, ...)
@@ -41,7 +41,9 @@ MAX_VIDEO_NR = 255
 def check_options(*, camera_name: str, video_nr: int) -> str:
     """The camera name, checked as v4l2loopback takes it; a bad name or number is a one-line error."""
     if isinstance(video_nr, bool) or not 0 <= int(video_nr) <= MAX_VIDEO_NR:
-        raise KdcamError(f"bad --video-nr {video_nr}: give the N of /dev/videoN, 0 to {MAX_VIDEO_NR} (default {DEFAULT_VIDEO_NR})")
+        raise KdcamError(
+            f"bad --video-nr {video_nr}: give the N of /dev/videoN, 0 to {MAX_VIDEO_NR} (default {DEFAULT_VIDEO_NR})"
+        )
     return parse_camera_name(camera_name)
 
 
@@ -62,7 +64,12 @@ class LinuxPlan:
     load: list[str]
 
 
-def linux_plan(*, camera_name: str = DEFAULT_CAMERA_NAME, video_nr: int = DEFAULT_VIDEO_NR, which: Callable[[str], str | None] = shutil.which) -> LinuxPlan:
+def linux_plan(
+    *,
+    camera_name: str = DEFAULT_CAMERA_NAME,
+    video_nr: int = DEFAULT_VIDEO_NR,
+    which: Callable[[str], str | None] = shutil.which,
+) -> LinuxPlan:
     options = module_options(camera_name=camera_name, video_nr=video_nr)
     manager = next((m for m in _INSTALL if which(m)), None)
     return LinuxPlan(
@@ -83,7 +90,9 @@ def _linux_text(*, camera_name: str, video_nr: int, which: Callable[[str], str |
         f'Linux: a v4l2loopback device labelled "{camera_name}" at /dev/video{video_nr}',
         "",
         "1. Install the kernel module (built by DKMS) and its tools:",
-        f"     sudo {install}" if install else "     Debian/Ubuntu: sudo apt-get install v4l2loopback-dkms v4l2loopback-utils",
+        f"     sudo {install}"
+        if install
+        else "     Debian/Ubuntu: sudo apt-get install v4l2loopback-dkms v4l2loopback-utils",
     ]
     if install is None or not install.startswith("apt-get"):
         lines += [
@@ -133,7 +142,7 @@ def _windows_text(*, camera_name: str) -> str:
             "     (the second is for 32-bit apps; to remove it later: regsvr32 /u on both files)",
             f'  3. kdcam start  (it opens Unity Capture device "{camera_name}")',
             "",
-            "Option B - OBS Virtual Camera (its name is fixed: \"OBS Virtual Camera\"):",
+            'Option B - OBS Virtual Camera (its name is fixed: "OBS Virtual Camera"):',
             "  1. Install OBS Studio 26 or newer from https://obsproject.com",
             "  2. Leave OBS itself closed (only one program can feed its virtual camera).",
             "  3. kdcam start  (it falls back to OBS Virtual Camera when Unity Capture is missing)",
@@ -152,12 +161,18 @@ def _macos_text(*, camera_name: str) -> str:
             "  2. Start OBS, click 'Start Virtual Camera' once, and allow the system extension when asked",
             "     (System Settings > Privacy & Security, or General > Login Items & Extensions > Camera Extensions).",
             "  3. Click 'Stop Virtual Camera' and quit OBS.",
-            "  4. kdcam start  (Zoom/Teams/Meet: choose \"OBS Virtual Camera\"; restart them if it is not listed)",
+            '  4. kdcam start  (Zoom/Teams/Meet: choose "OBS Virtual Camera"; restart them if it is not listed)',
         ]
     )
 
 
-def setup_text(*, os_name: str, camera_name: str = DEFAULT_CAMERA_NAME, video_nr: int = DEFAULT_VIDEO_NR, which: Callable[[str], str | None] = shutil.which) -> str:
+def setup_text(
+    *,
+    os_name: str,
+    camera_name: str = DEFAULT_CAMERA_NAME,
+    video_nr: int = DEFAULT_VIDEO_NR,
+    which: Callable[[str], str | None] = shutil.which,
+) -> str:
     camera_name = check_options(camera_name=camera_name, video_nr=video_nr)
     if os_name == "linux":
         return _linux_text(camera_name=camera_name, video_nr=video_nr, which=which)
@@ -186,11 +201,16 @@ def apply_linux_setup(
     """Run the Linux steps: install, write the two config files, (re)load the module."""
     camera_name = check_options(camera_name=camera_name, video_nr=video_nr)
     if not is_root():
-        raise KdcamError("kdcam setup --apply must run as root: sudo kdcam setup --apply (or run the printed steps yourself)")
+        raise KdcamError(
+            "kdcam setup --apply must run as root: sudo kdcam setup --apply (or run the printed steps yourself)"
+        )
     run = run or _run_checked
     plan = linux_plan(camera_name=camera_name, video_nr=video_nr, which=which)
     if plan.install is None:
-        raise KdcamError("no apt-get, dnf or pacman here: install v4l2loopback with your package manager, then rerun kdcam setup --apply")
+        raise KdcamError(
+            "no apt-get, dnf or pacman here: install v4l2loopback with your package manager, then rerun kdcam "
+            "setup --apply"
+        )
     run(plan.install)
     for relative, content in plan.files.items():
         path = root / relative

@@ -29,9 +29,10 @@ from tqdm import tqdm
 
 from engines.atomic import atomic_path, disk_full, recover_partials, why
 from engines.errors import KdcamError
+from engines.foundation.values import AUTO, DEFAULT_FPS
 from engines.pixels import to_float, to_uint
-from vcam.media import MAX_PIXELS, Job, probe, read_image
-from vcam.recorder import VideoWriter
+from vcam.media.probe import MAX_PIXELS, Job, probe, read_image
+from vcam.media.video_writer import VideoWriter
 
 
 def _as_bgr8(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -71,22 +72,28 @@ def sharpen_video(engine, job: Job, *, strength: float, partial: bool = False, p
         ok, frame = cap.read()
         if not ok or frame is None:
             raise KdcamError(f"{job.src}: the video cannot be decoded any more (was it changed or removed?)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        fps = cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
         h, w = frame.shape[:2]
         count = 0
         with atomic_path(job.dst) as tmp, VideoWriter(tmp, width=w, height=h, fps=fps, name=job.dst) as writer:
-            with tqdm(total=job.frames or None, unit="frame", desc=job.src.name, disable=not progress, file=sys.stderr) as bar:
+            with tqdm(
+                total=job.frames or None, unit="frame", desc=job.src.name, disable=not progress, file=sys.stderr
+            ) as bar:
                 while ok:
                     writer.write(engine.sharpen(frame, strength=strength))
                     count += 1
                     bar.update()
                     ok, frame = cap.read()
             if job.frames and count < job.frames and not partial:
-                raise KdcamError(f"{job.src}: decoded only {count} of the {job.frames} frames its container announces "
-                                 "(damaged or cut short?); nothing written (--partial keeps the frames that decode)")
+                raise KdcamError(
+                    f"{job.src}: decoded only {count} of the {job.frames} frames its container announces "
+                    "(damaged or cut short?); nothing written (--partial keeps the frames that decode)"
+                )
         if job.frames and count < job.frames:
-            raise KdcamError(f"{job.src}: decoded only {count} of the {job.frames} frames its container announces "
-                             f"(damaged or cut short?); kept those {count} frames in {job.dst} (--partial)")
+            raise KdcamError(
+                f"{job.src}: decoded only {count} of the {job.frames} frames its container announces "
+                f"(damaged or cut short?); kept those {count} frames in {job.dst} (--partial)"
+            )
         return count
     finally:
         cap.release()
@@ -105,11 +112,15 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path, *, max_pixels: int = MAX
     overwrite an input."""
     blocker = next((p for p in (output_dir, *output_dir.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
-        raise KdcamError(f"cannot use --output {output_dir}: {blocker} is a file, not a folder; choose another --output")
+        raise KdcamError(
+            f"cannot use --output {output_dir}: {blocker} is a file, not a folder; choose another --output"
+        )
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise KdcamError(f"cannot create the output folder {output_dir} ({why(err)}); choose another --output") from None
+        raise KdcamError(
+            f"cannot create the output folder {output_dir} ({why(err)}); choose another --output"
+        ) from None
     jobs, failures = [], 0
     for src in map(Path, inputs):
         try:
@@ -125,11 +136,15 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path, *, max_pixels: int = MAX
     for job in jobs:
         key = job.dst.resolve()
         if key in by_output:
-            raise KdcamError(f"{by_output[key].src} and {job.src} would both be written to {job.dst}; "
-                             "sharpen them into different --output folders")
+            raise KdcamError(
+                f"{by_output[key].src} and {job.src} would both be written to {job.dst}; "
+                "sharpen them into different --output folders"
+            )
         if key in inputs_resolved:
-            raise KdcamError(f"{inputs_resolved[key].src} would be overwritten by the result of {job.src}; "
-                             "choose another --output folder")
+            raise KdcamError(
+                f"{inputs_resolved[key].src} would be overwritten by the result of {job.src}; "
+                "choose another --output folder"
+            )
         by_output[key] = job
     return jobs, failures
 
@@ -139,7 +154,7 @@ def sharpen_files(
     inputs: Sequence[Path],
     output_dir: Path,
     strength: float = 1.0,
-    engine: str = "auto",
+    engine: str = AUTO,
     model: Path | None = None,
     partial: bool = False,
     progress: bool = True,
@@ -154,14 +169,16 @@ def sharpen_files(
     if max_pixels < 1:
         raise KdcamError(f"--max-pixels must be at least 1, not {max_pixels}")
     jobs, failures = plan_jobs(inputs, Path(output_dir), max_pixels=max_pixels)
-    if model is not None and str(model) == "auto":
+    if model is not None and str(model) == AUTO:
         model = None  # files have no frame budget: the best installed model
     if jobs:
         with create_engine(engine, model=model) as runner:
             for job in jobs:
                 try:
                     for stale in recover_partials(job.dst, keep=False):  # the result is made again now
-                        print(f"kdcam: removed {stale.name}, half of {job.dst.name} left by a killed run", file=sys.stderr)
+                        print(
+                            f"kdcam: removed {stale.name}, half of {job.dst.name} left by a killed run", file=sys.stderr
+                        )
                     if job.kind == "video":
                         n = sharpen_video(runner, job, strength=strength, partial=partial, progress=progress)
                         print(f"{job.src} -> {job.dst} ({job.detail}, {n} frames)", file=sys.stderr)

@@ -46,7 +46,9 @@ def resolve_model_path(model: str | Path | None) -> Path:
             raise KdcamError(f"the shipped default model is missing ({DEFAULT_MODEL}); reinstall kdcam or pass --model")
         return DEFAULT_MODEL
     if not str(model).strip():
-        raise KdcamError(f"empty --model: give an installed model's name ({', '.join(ORDER)}) or a .safetensors student checkpoint")
+        raise KdcamError(
+            f"empty --model: give an installed model's name ({', '.join(ORDER)}) or a .safetensors student checkpoint"
+        )
     if str(model) in ORDER and not Path(model).expanduser().exists():  # a name, not a file of that name
         return zoo_path(str(model))
     path = Path(model).expanduser()
@@ -67,14 +69,20 @@ def _file_mode(path: Path) -> int:
         if err.errno == errno.ELOOP:
             raise KdcamError(f"{path}: is a symbolic link loop; pass a .safetensors checkpoint") from None
         if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise KdcamError(f"{path}: model file not found; pass a .safetensors checkpoint written by "
-                             "`kdcam distill export`") from None
+            raise KdcamError(
+                f"{path}: model file not found; pass a .safetensors checkpoint written by `kdcam distill export`"
+            ) from None
         raise KdcamError(f"{path}: the model file cannot be read ({why(err)})") from None
 
 
 #: what a file that is not a regular one is, by its mode
-_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-                (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
 
 
 def _check_model_file(path: Path) -> None:
@@ -88,8 +96,15 @@ def _check_model_file(path: Path) -> None:
 def read_metadata(path: Path) -> dict:
     """The checkpoint's JSON metadata, its header bounded (``MAX_HEADER_BYTES``) and checked
     (``check_metadata``); raises a one-line KdcamError for anything that is not ours."""
-    meta = read_json_header(path, key=_META_KEY, fmt=FORMAT, version=FORMAT_VERSION, what="student checkpoint",
-                            fix=_FIX, max_bytes=MAX_HEADER_BYTES)
+    meta = read_json_header(
+        path,
+        key=_META_KEY,
+        fmt=FORMAT,
+        version=FORMAT_VERSION,
+        what="student checkpoint",
+        fix=_FIX,
+        max_bytes=MAX_HEADER_BYTES,
+    )
     check_metadata(meta, path)
     return meta
 
@@ -114,8 +129,10 @@ def _finite_weights(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, t
     """``tensors``, or a one-line KdcamError when one holds NaN or infinity (every output would too)."""
     bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
-        raise KdcamError(f"{path}: the weights {', '.join(bad[:3])} hold NaN or infinite values (a diverged "
-                         "training run?); train or export the model again")
+        raise KdcamError(
+            f"{path}: the weights {', '.join(bad[:3])} hold NaN or infinite values (a diverged "
+            "training run?); train or export the model again"
+        )
     return tensors
 
 

@@ -7,9 +7,10 @@ used. Otherwise the graph is exported once into the per-user cache.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from engines.foundation.cache_dir import cache_dir
 
 if TYPE_CHECKING:
     from engines.model.checkpoint import ResolvedModel
@@ -19,11 +20,6 @@ GRAPH_KEY = "kdcam_graph"
 #: bump when engines/model/graphs.py changes what the exported graphs compute or return,
 #: so that shipped and cached ONNX files from before are re-exported, never reused
 GRAPH_VERSION = "2"
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("KDCAM_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kdcam"
-    return Path(root)
 
 
 def sibling_onnx(weights: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:

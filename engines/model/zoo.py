@@ -15,7 +15,7 @@ from engines.errors import KdcamError
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 #: the installed models, best first: `quality` (the default where it keeps up), `fast` (about 1.4x its
 #: speed, for smaller CPUs and 1080p); ``--model auto`` picks the best one that fits the frame budget
-#: (vcam.model_choice), else the fastest
+#: (vcam.live.model_choice), else the fastest
 ORDER = ("quality", "fast")
 DEFAULT_NAME = ORDER[0]
 
@@ -32,5 +32,7 @@ def installed() -> list[str]:
 def zoo_path(name: str) -> Path:
     """The checkpoint of the installed model ``name``; a one-line error naming the installed ones."""
     if name not in ORDER or not model_file(name).is_file():
-        raise KdcamError(f"no installed model '{name}'; installed: {', '.join(installed()) or 'none (reinstall kdcam)'}")
+        raise KdcamError(
+            f"no installed model '{name}'; installed: {', '.join(installed()) or 'none (reinstall kdcam)'}"
+        )
     return model_file(name)

@@ -1,0 +1,5 @@
+"""``python -m vcam.cli``: the ``kdcam`` command."""
+
+from vcam.cli import main
+
+main()
