@@ -1,4 +1,4 @@
-"""The options of ``kdcam distill`` commands, each declared once (see ``engines.options``).
+"""The options of ``kdcam distill`` commands, each declared once (see ``engines.foundation.options``).
 
 One dataclass per command (``TrainConfig``, ``TeacherConfig``, ``LabelConfig``,
 ``EvaluateConfig``); the groups they share are base classes. A command's typer flags,
@@ -35,8 +35,11 @@ class DataConfig:
     data: Optional[Path] = opt(None, "Folder of training photos (never the eval set).")
     crop: int = opt(128, "Crop side in pixels.")
     degradation: str = opt("webcam", "Degradation preset of the inputs (distill/degrade.py).")
-    soft_reference: float = opt(0.0, "Share of crops whose reference is itself soft (the soft-reference preset): soft "
-                                     "content is not always a blurred frame, so a model learns when to leave a frame alone.")
+    soft_reference: float = opt(
+        0.0,
+        "Share of crops whose reference is itself soft (the soft-reference preset): soft "
+        "content is not always a blurred frame, so a model learns when to leave a frame alone.",
+    )
     seed: int = opt(0, "Seed of the data split, the crops and the initial weights.")
     val_fraction: float = opt(0.1, "Share of the photos held out for validation (by file name).")
     max_side: Optional[int] = opt(None, "Shrink photos larger than this (pixels) first.")
@@ -76,19 +79,29 @@ class TrainConfig(LoopConfig):
 
     arch: Optional[str] = opt(None, "Student architecture (default: the shipped one's).")
     alpha: float = opt(0.0, "Weight of the teacher term, 0..1 (0 = ground truth only).")
-    decision_weight: float = opt(0.0, "Weight of the teacher's decision term: each crop's correction strength (log RMS "
-                                      "of output - input) matches the teacher's, so the student leaves alone what the "
-                                      "teacher leaves alone (needs labels).")
+    decision_weight: float = opt(
+        0.0,
+        "Weight of the teacher's decision term: each crop's correction strength (log RMS "
+        "of output - input) matches the teacher's, so the student leaves alone what the "
+        "teacher leaves alone (needs labels).",
+    )
     labels: Optional[Path] = opt(None, "Label cache from `kdcam distill label`.")
     teacher: Optional[Path] = opt(None, "Teacher run on the fly instead of --labels (slow).")
     teacher_tile: Optional[int] = opt(None, "Tile size for an on-the-fly teacher.")
     items: Optional[int] = opt(None, "Distinct training items (default: fresh every step, or the label cache's).")
-    footage_labels: Optional[Path] = opt(None, "Label cache of footage (`label --footage`): crops with no ground truth, "
-                                               "the teacher's output as their target.")
+    footage_labels: Optional[Path] = opt(
+        None,
+        "Label cache of footage (`label --footage`): crops with no ground truth, the teacher's output as their target.",
+    )
     footage_share: float = opt(0.25, "Share of the training items that are footage crops (with --footage-labels).")
-    init: Optional[Path] = opt(None, "Start from this student checkpoint (and its architecture) instead of fresh weights: "
-                                     "a second stage, e.g. the gate on larger crops.")
-    train_only: str = opt("all", "Which weights train: all, or gate (the whole-frame code alone; the body stays as it is).")
+    init: Optional[Path] = opt(
+        None,
+        "Start from this student checkpoint (and its architecture) instead of fresh weights: "
+        "a second stage, e.g. the gate on larger crops.",
+    )
+    train_only: str = opt(
+        "all", "Which weights train: all, or gate (the whole-frame code alone; the body stays as it is)."
+    )
 
 
 @dataclass(kw_only=True)
@@ -114,9 +127,11 @@ class LabelConfig(DataConfig, RunConfig):
     items: int = opt(1000, "How many training items to label (items 0..N-1).")
     batch_size: int = opt(8, "Crops per teacher batch.")
     tile: Optional[int] = opt(None, "Run the teacher in tiles of this size (bounds memory).")
-    footage: list[Path] = opt(help="Label crops of these videos (or images) instead of the training photos: real "
-                                   "frames with no ground truth (repeatable; the frames are degraded by --degradation).",
-                              factory=list)
+    footage: list[Path] = opt(
+        help="Label crops of these videos (or images) instead of the training photos: real "
+        "frames with no ground truth (repeatable; the frames are degraded by --degradation).",
+        factory=list,
+    )
     footage_every: int = opt(10, "With --footage: take every N-th frame of each video.")
 
 
@@ -129,9 +144,14 @@ class EvaluateConfig:
     presets: str = opt("bicubic-x2,defocus,stream", "Comma-separated degradation presets.")
     teacher: Optional[str] = opt(None, "Our teacher .safetensors or an official .pth (NAME=PATH names its row).")
     student: list[str] = opt(help="A student checkpoint, or NAME=PATH to name its row (repeatable).", factory=list)
-    engine: str = opt("auto", f"Engine for the students: {', '.join(ENGINE_NAMES)}, or reference (the float PyTorch model).")
-    precision: str = opt("fp32", "Precision of the student engines that have a choice (OpenVINO fp32 or bf16; auto: the "
-                                 "engine's own). fp32 makes the scores the same on every CPU.")
+    engine: str = opt(
+        "auto", f"Engine for the students: {', '.join(ENGINE_NAMES)}, or reference (the float PyTorch model)."
+    )
+    precision: str = opt(
+        "fp32",
+        "Precision of the student engines that have a choice (OpenVINO fp32 or bf16; auto: the "
+        "engine's own). fp32 makes the scores the same on every CPU.",
+    )
     max_images: Optional[int] = opt(None, "Use only the first N photos.")
     max_side: Optional[int] = opt(None, "Shrink larger photos to this side first.")
     seed: int = opt(0, "Seed of the degradations (image i uses seed * 1000003 + i).")

@@ -70,7 +70,9 @@ class LabelCache:
     def read(self, index: int) -> torch.Tensor:
         path = self.path(index)
         if not path.is_file():
-            raise KdcamError(f"{path}: label missing; rerun `kdcam distill label` with the same options to finish the cache")
+            raise KdcamError(
+                f"{path}: label missing; rerun `kdcam distill label` with the same options to finish the cache"
+            )
         return torch.from_numpy(np.ascontiguousarray(_read_png16(path)))
 
     def missing(self) -> list[int]:
@@ -87,15 +89,21 @@ class LabelCache:
 
     def check_matches(self, config: DataConfig) -> None:
         """Raise if the trainer's data options (crop, degradation, seed, ...) differ from the cache's."""
-        bad = [f"{flag(key)} {value} (labels: {self.manifest.get(key)})"
-               for key, value in config.data_fields().items() if value != self.manifest.get(key)]
+        bad = [
+            f"{flag(key)} {value} (labels: {self.manifest.get(key)})"
+            for key, value in config.data_fields().items()
+            if value != self.manifest.get(key)
+        ]
         if bad:
-            raise KdcamError(f"{self.root}: labels were made with other options: {', '.join(bad)}; use the same options or relabel")
+            raise KdcamError(
+                f"{self.root}: labels were made with other options: {', '.join(bad)}; use the same options or relabel"
+            )
 
     def check_files(self, train_files: list[str]) -> None:
         if list(train_files) != list(self.manifest.get("train_files", [])):
+            made = len(self.manifest.get("train_files", []))
             raise KdcamError(
-                f"{self.root}: labels were made from other training photos ({len(self.manifest.get('train_files', []))} files "
+                f"{self.root}: labels were made from other training photos ({made} files "
                 f"vs {len(train_files)} now); use the same --data folder or relabel"
             )
 
@@ -104,7 +112,9 @@ def open_labels(root: str | Path) -> LabelCache:
     root = Path(root).expanduser()
     path = root / MANIFEST
     if not path.is_file():
-        raise KdcamError(f"{root}: no label cache here ({MANIFEST} missing); run `kdcam distill label --out {root}` first")
+        raise KdcamError(
+            f"{root}: no label cache here ({MANIFEST} missing); run `kdcam distill label --out {root}` first"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -147,7 +157,8 @@ def _open_cache(config: LabelConfig, desc: dict, info, *, source: dict) -> Label
             old = open_labels(out).manifest
             keys = [k for k in manifest if k not in ("items", "data") and old.get(k) != manifest.get(k)]
             if keys:  # more items than before is fine: the new ones are added
-                problem = f"{out} holds labels made with other settings ({', '.join(keys)}); use the same options, or another --out folder"
+                problem = (f"{out} holds labels made with other settings ({', '.join(keys)}); use the same options, "
+                           "or another --out folder")
         if problem is None:
             atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
             if (out / ITEMS_DIR).is_dir():
@@ -173,11 +184,15 @@ def label(config: LabelConfig) -> dict[str, Any]:
     with distributed(config.device) as info:
         if config.footage:  # real frames with no ground truth: the teacher's output is the only label
             frames = footage_frames(config.footage, every=config.footage_every)
-            source = {"footage": [str(Path(p).expanduser().resolve()) for p in config.footage],
-                      "footage_every": config.footage_every, "footage_frames": len(frames)}
+            source = {
+                "footage": [str(Path(p).expanduser().resolve()) for p in config.footage],
+                "footage_every": config.footage_every,
+                "footage_frames": len(frames),
+            }
             cache = _open_cache(config, desc, info, source=source)
-            dataset = footage_patches(frames, crop=config.crop, degradation=config.degradation, seed=config.seed,
-                                      length=config.items)
+            dataset = footage_patches(
+                frames, crop=config.crop, degradation=config.degradation, seed=config.seed, length=config.items
+            )
         else:
             split = prepare_data(config, load_val=False)
             source = {"data": str(split.root.resolve()), "train_files": [p.name for p in split.train_paths]}
@@ -186,8 +201,14 @@ def label(config: LabelConfig) -> dict[str, Any]:
         mine = [i for i in range(config.items) if i % info.world == info.rank]
         todo = [i for i in mine if not cache.path(i).is_file()]
         model = model.to(info.device)
-        bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="label", unit="item",
-                   disable=not (info.is_main and config.progress), dynamic_ncols=True)
+        bar = tqdm(
+            total=len(mine),
+            initial=len(mine) - len(todo),
+            desc="label",
+            unit="item",
+            disable=not (info.is_main and config.progress),
+            dynamic_ncols=True,
+        )
         written = 0
         try:
             for start in range(0, len(todo), config.batch_size):
@@ -201,5 +222,10 @@ def label(config: LabelConfig) -> dict[str, Any]:
         finally:
             bar.close()
         barrier(info)
-    return {"out": str(cache.root), "items": config.items, "written": written, "skipped": len(mine) - len(todo),
-            "teacher": desc}
+    return {
+        "out": str(cache.root),
+        "items": config.items,
+        "written": written,
+        "skipped": len(mine) - len(todo),
+        "teacher": desc,
+    }

@@ -84,6 +84,7 @@ def decision_loss(pred: torch.Tensor, teacher: torch.Tensor, inp: torch.Tensor) 
     half as strong, which is what a whole-frame gate is for: act where the teacher acts,
     leave alone what it leaves alone. The pixel terms cannot say this: a faint correction
     of a sharp crop is a tiny pixel error."""
+
     def strength(image: torch.Tensor) -> torch.Tensor:
         return torch.log(LEAVE_ALONE_RMS + (image.float() - inp.float()).pow(2).flatten(1).mean(dim=1).sqrt())
 
@@ -142,8 +143,15 @@ class DistillLoss(nn.Module):
     log (``loss``, ``gt``, ``kd``, ``decision`` and the individual terms against ground truth).
     """
 
-    def __init__(self, *, alpha: float = 0.5, loss: str = "charbonnier", edge_weight: float = 0.0, freq_weight: float = 0.0,
-                 decision_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.5,
+        loss: str = "charbonnier",
+        edge_weight: float = 0.0,
+        freq_weight: float = 0.0,
+        decision_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise KdcamError(f"--alpha must be between 0 and 1 (0 = supervised only, 1 = teacher only), not {alpha}")
@@ -158,13 +166,18 @@ class DistillLoss(nn.Module):
         return self.alpha > 0.0 or self.decision_weight > 0.0
 
     def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None = None,
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        teacher: torch.Tensor | None = None,
         inp: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         logs: dict[str, float] = {}
         total = pred.new_zeros((), dtype=torch.float32)
         if self.needs_teacher and teacher is None:
-            raise KdcamError("alpha > 0 or a decision weight needs teacher outputs; pass --labels DIR or --teacher FILE")
+            raise KdcamError(
+                "alpha > 0 or a decision weight needs teacher outputs; pass --labels DIR or --teacher FILE"
+            )
         if self.alpha < 1.0:
             parts = self.criterion.parts(pred, target)
             gt = self.criterion.combine(parts)

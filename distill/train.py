@@ -76,8 +76,9 @@ class StudentTask(Task):
         return batch
 
     def loss(self, pred, batch):
-        return self.criterion(pred, batch["target"], batch.get("teacher") if self.criterion.needs_teacher else None,
-                              batch["input"])
+        return self.criterion(
+            pred, batch["target"], batch.get("teacher") if self.criterion.needs_teacher else None, batch["input"]
+        )
 
     def finish(self, run: Run, result: dict[str, Any]) -> dict[str, Any]:
         last = copy.deepcopy(run.module.student).cpu().eval()
@@ -85,8 +86,11 @@ class StudentTask(Task):
         if run.best_state is not None:
             BGRStudent(best).load_state_dict(run.best_state)
         plain = last.collapse()
-        settings = {**run.settings, "macs_per_pixel": student_macs_per_pixel(plain),
-                    "parameters": sum(p.numel() for p in plain.parameters())}
+        settings = {
+            **run.settings,
+            "macs_per_pixel": student_macs_per_pixel(plain),
+            "parameters": sum(p.numel() for p in plain.parameters()),
+        }
         paths = {}
         for which, model in (("last", last), ("best", best)):
             card = model_card(settings, run.history, steps=run.step, which=which, best=which == "best")
@@ -103,7 +107,9 @@ def _labels_for(config: TrainConfig, criterion):
     cache = open_labels(config.labels)
     cache.check_matches(config)
     if config.items is not None and config.items != cache.items:
-        raise KdcamError(f"--items {config.items} differs from the label cache ({cache.items} items); leave --items out")
+        raise KdcamError(
+            f"--items {config.items} differs from the label cache ({cache.items} items); leave --items out"
+        )
     if criterion.needs_teacher:
         cache.check_complete()
     return cache
@@ -117,9 +123,13 @@ def _with_footage(dataset: Dataset, config: TrainConfig, *, with_teacher: bool) 
     cache = open_labels(config.footage_labels)
     m = cache.manifest
     if "footage" not in m:
-        raise KdcamError(f"{config.footage_labels}: not a footage label cache (made without --footage); pass it as --labels")
+        raise KdcamError(
+            f"{config.footage_labels}: not a footage label cache (made without --footage); pass it as --labels"
+        )
     if m["crop"] != config.crop:
-        raise KdcamError(f"{config.footage_labels}: footage crops are {m['crop']} px, training crops {config.crop}; relabel")
+        raise KdcamError(
+            f"{config.footage_labels}: footage crops are {m['crop']} px, training crops {config.crop}; relabel"
+        )
     cache.check_complete()
     frames = footage_frames(m["footage"], every=m["footage_every"])
     footage = footage_patches(frames, crop=m["crop"], degradation=m["degradation"], seed=m["seed"], length=cache.items)
@@ -146,7 +156,9 @@ def _initial_student(config: TrainConfig):
         student, meta = load_student(config.init)
         previous = meta["card"]
         if config.arch is not None and config.arch != meta["arch"]:
-            raise KdcamError(f"--arch {config.arch} differs from --init's architecture ({meta['arch']}); leave --arch out")
+            raise KdcamError(
+                f"--arch {config.arch} differs from --init's architecture ({meta['arch']}); leave --arch out"
+            )
         student.train()
     if config.train_only == "gate":
         if getattr(student, "code", None) is None:
@@ -169,8 +181,13 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
 
     student, previous_card = _initial_student(config)
     arch = student.arch
-    criterion = DistillLoss(alpha=config.alpha, loss=config.loss, edge_weight=config.edge_weight,
-                            freq_weight=config.freq_weight, decision_weight=config.decision_weight)
+    criterion = DistillLoss(
+        alpha=config.alpha,
+        loss=config.loss,
+        edge_weight=config.edge_weight,
+        freq_weight=config.freq_weight,
+        decision_weight=config.decision_weight,
+    )
     if criterion.needs_teacher and config.labels is None and config.teacher is None:
         what = f"--alpha {config.alpha}" if config.alpha > 0 else f"--decision-weight {config.decision_weight}"
         raise KdcamError(
@@ -204,13 +221,26 @@ def train_student(config: TrainConfig) -> dict[str, Any]:
             teacher_model = teacher_model.to(info.device).eval()
         if config.footage_labels is not None and teacher_desc is None:
             teacher_desc = json.loads((Path(config.footage_labels) / "manifest.json").read_text())["teacher"]
-        facts = {"arch": arch, "items": items, "teacher": teacher_desc if criterion.needs_teacher or config.footage_labels else None,
-                 "labels": str(Path(config.labels).resolve()) if config.labels is not None else None,
-                 "data": str(Path(config.data).expanduser().resolve()), "data_split": split.describe(),
-                 "trained_macs_per_pixel": student_macs_per_pixel(student),
-                 "init_sha256": file_sha256(resolve_model_path(config.init)) if config.init is not None else None,
-                 "previous_stage": previous_card}
+        facts = {
+            "arch": arch,
+            "items": items,
+            "teacher": teacher_desc if criterion.needs_teacher or config.footage_labels else None,
+            "labels": str(Path(config.labels).resolve()) if config.labels is not None else None,
+            "data": str(Path(config.data).expanduser().resolve()),
+            "data_split": split.describe(),
+            "trained_macs_per_pixel": student_macs_per_pixel(student),
+            "init_sha256": file_sha256(resolve_model_path(config.init)) if config.init is not None else None,
+            "previous_stage": previous_card,
+        }
         val_batch = make_val_batch(split, config, items=config.val_items) if config.val_every else None
-        task = StudentTask(student=student, criterion=criterion, dataset=dataset, items=items, val_batch=val_batch,
-                           facts=facts, teacher_model=teacher_model, tile=config.teacher_tile)
+        task = StudentTask(
+            student=student,
+            criterion=criterion,
+            dataset=dataset,
+            items=items,
+            val_batch=val_batch,
+            facts=facts,
+            teacher_model=teacher_model,
+            tile=config.teacher_tile,
+        )
         return run_loop(task, config, info)

@@ -56,8 +56,11 @@ def replace_between_markers(text: str, body: str) -> str:
 
 def copy_run_record(run: Path, report_dir: Path, name: str) -> None:
     """The run's settings, summary and loss curve (not its weights or full log)."""
-    for src, dst in (("settings.json", f"{name}-settings.json"), ("summary.json", f"{name}-summary.json"),
-                     ("loss.png", f"curve_{name}.png")):
+    for src, dst in (
+        ("settings.json", f"{name}-settings.json"),
+        ("summary.json", f"{name}-summary.json"),
+        ("loss.png", f"curve_{name}.png"),
+    ):
         if (run / src).exists():
             shutil.copyfile(run / src, report_dir / dst)
 
@@ -71,9 +74,12 @@ def evaluate_changed(config: EvaluateConfig, previous: Path) -> dict:
     report = json.loads(previous.read_text())
     methods = ["input", "unsharp", "laplacian", "teacher", *(entry.split("=", 1)[0] for entry in config.student)]
     if report["methods"] != methods:
-        raise SystemExit(f"--reuse-eval: {previous} scored {report['methods']}, not {methods}; run without --reuse-eval")
-    stale = [p for p in config.preset_list()
-             if report["presets"].get(p, {}).get("description") != get_preset(p).describe()]
+        raise SystemExit(
+            f"--reuse-eval: {previous} scored {report['methods']}, not {methods}; run without --reuse-eval"
+        )
+    stale = [
+        p for p in config.preset_list() if report["presets"].get(p, {}).get("description") != get_preset(p).describe()
+    ]
     if stale:
         print(f"ship_default: scoring again {', '.join(stale)} (new or changed); reusing the rest", flush=True)
         fresh = evaluate_models(dataclasses.replace(config, presets=",".join(stale), timing=False))
@@ -92,19 +98,33 @@ def evaluate_changed(config: EvaluateConfig, previous: Path) -> dict:
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--member", action="append", required=True, help="NAME=RUN, best first (repeatable)")
-    ap.add_argument("--teacher-run", type=Path, action="append", required=True,
-                    help="a fit-teacher run; repeat for its stages in order; the last stage's best teacher labelled the data")
-    ap.add_argument("--ablation", type=Path, required=True, help="the first member's architecture trained with alpha = 0")
-    ap.add_argument("--footage", type=Path, help="the first member's footage counterpart: trained with footage labels "
-                                                 "as well, or without them if the member has them")
+    ap.add_argument(
+        "--teacher-run",
+        type=Path,
+        action="append",
+        required=True,
+        help="a fit-teacher run; repeat for its stages in order; the last stage's best teacher labelled the data",
+    )
+    ap.add_argument(
+        "--ablation", type=Path, required=True, help="the first member's architecture trained with alpha = 0"
+    )
+    ap.add_argument(
+        "--footage",
+        type=Path,
+        help="the first member's footage counterpart: trained with footage labels "
+        "as well, or without them if the member has them",
+    )
     ap.add_argument("--notes", type=Path, help="markdown lines for the report (alpha choice, footage experiment)")
     ap.add_argument("--eval-data", type=Path, required=True)
     ap.add_argument("--sources", type=Path, required=True, help="SOURCES.md of the training photos")
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "distill")
     ap.add_argument("--label-items", type=int, help="how many crops the teacher labelled (for the cards)")
-    ap.add_argument("--reuse-eval", action="store_true",
-                    help="the models are those of the last run: score only the presets that results.json lacks or "
-                         "whose degradation changed, reuse the rest")
+    ap.add_argument(
+        "--reuse-eval",
+        action="store_true",
+        help="the models are those of the last run: score only the presets that results.json lacks or "
+        "whose degradation changed, reuse the rest",
+    )
     return ap.parse_args()
 
 
@@ -112,7 +132,9 @@ def main() -> None:
     args = parse_args()
     members = dict(m.split("=", 1) for m in args.member)
     if tuple(members) != ORDER:
-        raise SystemExit(f"the members must be {', '.join(ORDER)} (engines.model.zoo.ORDER), best first; got {', '.join(members)}")
+        raise SystemExit(
+            f"the members must be {', '.join(ORDER)} (engines.model.zoo.ORDER), best first; got {', '.join(members)}"
+        )
     out = args.report
     out.mkdir(parents=True, exist_ok=True)
     shipped_teacher = out / "teacher.safetensors"
@@ -130,28 +152,56 @@ def main() -> None:
     for name, run in extra.items():
         rows[name] = export_student(output=out / f"student-{name}.safetensors", run=run, onnx=False)["checkpoint"]
         copy_run_record(run, out, f"student-{name}")
-    config = EvaluateConfig(data=args.eval_data, out=out, presets=",".join(PRESETS), teacher=f"teacher={shipped_teacher}",
-                            student=[f"{n}={p}" for n, p in rows.items()])
+    config = EvaluateConfig(
+        data=args.eval_data,
+        out=out,
+        presets=",".join(PRESETS),
+        teacher=f"teacher={shipped_teacher}",
+        student=[f"{n}={p}" for n, p in rows.items()],
+    )
     report = evaluate_changed(config, out / "results.json") if args.reuse_eval else evaluate_models(config)
     n_images = report["num_images"]
-    metrics = {p: {m: {k: v.get(k) for k in ("psnr", "ssim", "fps_720p", "fps_1080p", "total_s")}
-                   for m, v in report["presets"][p]["methods"].items()} for p in PRESETS}
+    metrics = {
+        p: {
+            m: {k: v.get(k) for k in ("psnr", "ssim", "fps_720p", "fps_1080p", "total_s")}
+            for m, v in report["presets"][p]["methods"].items()
+        }
+        for p in PRESETS
+    }
     cards = {}
     for name, run in members.items():
-        card = {"name": name, "eval": {p: {m: metrics[p][m] for m in ("input", "unsharp", "laplacian", name)} for p in PRESETS},
-                "teacher": teacher, **({"label_items": args.label_items} if args.label_items else {})}
+        card = {
+            "name": name,
+            "eval": {p: {m: metrics[p][m] for m in ("input", "unsharp", "laplacian", name)} for p in PRESETS},
+            "teacher": teacher,
+            **({"label_items": args.label_items} if args.label_items else {}),
+        }
         cards[name] = export_student(output=model_file(name), run=Path(run), card=card)["card"]
-        atomic_write_text(model_file(name).parent / "MODEL_CARD.md", card_markdown(name, cards[name], metrics, n_images, teacher))
+        atomic_write_text(
+            model_file(name).parent / "MODEL_CARD.md", card_markdown(name, cards[name], metrics, n_images, teacher)
+        )
     shutil.copyfile(args.sources, model_file(ORDER[0]).parent.parent / "DATA_SOURCES.md")
     shutil.copyfile(args.sources, out / "DATA_SOURCES.md")
     rel = str(out.resolve().relative_to(ROOT))
-    reproduce = ["kdcam distill evaluate --data ../shared/data/eval --out eval-results \\",
-                 f"  --teacher teacher={rel}/teacher.safetensors \\"]
+    reproduce = [
+        "kdcam distill evaluate --data ../shared/data/eval --out eval-results \\",
+        f"  --teacher teacher={rel}/teacher.safetensors \\",
+    ]
     reproduce += [f"  --student {n}={Path(p).resolve().relative_to(ROOT)} \\" for n, p in rows.items()]
     reproduce[-1] = reproduce[-1].rstrip(" \\")
-    notes = [line.rstrip() for line in args.notes.read_text().splitlines() if line.startswith("- ")] if args.notes else []
-    body = report_markdown(metrics=metrics, n_images=n_images, rel=rel, teacher=teacher, members=cards, notes=notes,
-                           reproduce=reproduce, machine=machine_name())
+    notes = (
+        [line.rstrip() for line in args.notes.read_text().splitlines() if line.startswith("- ")] if args.notes else []
+    )
+    body = report_markdown(
+        metrics=metrics,
+        n_images=n_images,
+        rel=rel,
+        teacher=teacher,
+        members=cards,
+        notes=notes,
+        reproduce=reproduce,
+        machine=machine_name(),
+    )
     atomic_write_text(out / "REPORT.md", "# Distillation report\n\n" + body + "\n")
     atomic_write_text(README, replace_between_markers(README.read_text(), body))
     print(json.dumps({"models": rows, "camera": metrics["camera"]}, indent=2, default=str))

@@ -153,12 +153,20 @@ class SpaceToDepthStudent(ResidualStudent):
         self.convs = nn.ModuleList(convs)
         self.acts = nn.ModuleList([_activation(config.act, config.channels) for _ in pairs[:-1]])
         self.shuffle = nn.PixelShuffle(config.scale)
-        self.code = (FrameCode(in_channels=grid, width=config.gate_channels, gates=(len(pairs) - 1) * config.channels + 1,
-                               pooling=GATES[config.gate]) if config.gate != "none" else None)
+        self.code = (
+            FrameCode(
+                in_channels=grid,
+                width=config.gate_channels,
+                gates=(len(pairs) - 1) * config.channels + 1,
+                pooling=GATES[config.gate],
+            )
+            if config.gate != "none"
+            else None
+        )
         # Start as the identity map: the residual begins at zero, so early training
         # cannot make a frame worse than the input.
         last = self.convs[-1]
-        for p in (last.parameters() if config.reparam else [last.weight, last.bias]):
+        for p in last.parameters() if config.reparam else [last.weight, last.bias]:
             nn.init.zeros_(p)
 
     def gates(self, grid_planes: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor] | None:
