@@ -7,7 +7,8 @@
 * ``distill`` never imports ``vcam``;
 * inside, every module has a layer and imports only its own layer or lower ones
   (``LAYERS``): ``engines.foundation`` imports nothing of ours but ``engines.errors``;
-  the rest of ``engines`` stands on it; in ``vcam``, ``media`` < ``live`` (the session and
+  the rest of ``engines`` stands on it; in ``vcam``, ``media`` and ``panel`` (the control
+  panel, which takes the session's handler by injection) < ``live`` (the session and
   its ``controls``) < the commands' library modules (``sharpen``, ``bench``, ...) <
   ``cli``; and nothing in ``vcam.live`` imports ``vcam.live.session``, which composes it;
 * no import cycles between modules, and no module imports a private name (``_x``) of
@@ -142,6 +143,7 @@ LAYERS = (
     ("engines", 2),
     ("distill", 3),
     ("vcam.media", 3),
+    ("vcam.panel", 3),
     ("vcam.live", 4),
     ("vcam.cli", 6),
     ("vcam", 5),

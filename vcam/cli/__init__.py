@@ -1,5 +1,5 @@
 """The ``kdcam`` command line: thin typer wrappers over keyword-only functions, one module
-per command group (``camera``: start, setup, devices; ``ctl``; ``sharpen``; ``bench``;
+per command group (``camera``: start, panel, setup, devices; ``ctl``; ``sharpen``; ``bench``;
 ``build_engine``; shared flags in ``options``).
 
 This is the one place that composes the two sides of kdcam: the live commands of
@@ -20,6 +20,7 @@ app = typer_app("kdcam", "KD Sharpen Cam: a virtual webcam that sharpens every f
 app.command("start")(camera.start)
 app.command("setup")(camera.setup)
 app.command("devices")(camera.devices)
+app.command("panel")(camera.panel)
 app.command("sharpen")(sharpen.sharpen)
 app.command("bench")(bench.bench)
 app.command("build-engine")(build_engine.build_engine)

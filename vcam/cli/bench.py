@@ -48,6 +48,12 @@ def bench(
         float,
         typer.Option(help="Target fps: of the --pipeline run, and of the frame budget --model auto is judged by."),
     ] = DEFAULT_FPS,
+    panel: Annotated[
+        Optional[str],
+        typer.Option(help="With --pipeline: off, idle (the control panel served, no page open, as `kdcam start` "
+                          "runs) or page (one page open for the whole run, reading the live preview).",
+                     show_default="off"),
+    ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
     markdown_out: Annotated[
         Optional[Path], typer.Option("--markdown", help="Also write the table as Markdown.")
@@ -69,7 +75,8 @@ def bench(
         )
     fps = parse_fps(fps)
     if not pipeline:
-        given = [flag for flag, value in (("--seconds", seconds), ("--source", source)) if value is not None]
+        given = [flag for flag, value in (("--seconds", seconds), ("--source", source), ("--panel", panel))
+                 if value is not None]
         if given:
             verb = "applies" if len(given) == 1 else "apply"
             raise KdcamError(f"{' and '.join(given)} {verb} to the whole live loop only: add --pipeline, or drop them")
@@ -90,6 +97,7 @@ def bench(
             seconds=seconds,
             engine=engine[0] if engine else AUTO,
             model=model[0] if model else None,
+            panel=panel or "off",
         )
         result["machine"] = machine_name()
         text = json.dumps(result, indent=2)

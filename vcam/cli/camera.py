@@ -70,6 +70,20 @@ def setup(
     print(setup_text(os_name=target, camera_name=camera_name, video_nr=video_nr))
 
 
+def panel(
+    camera: Annotated[Optional[str], typer.Option("--camera", help="The instance, by its virtual camera's name.",
+                                                  show_default=DEFAULT_CAMERA_NAME)] = None,
+) -> None:
+    """Open the running `kdcam start`'s control panel in the default browser."""
+    from vcam.live.controls.sockets import socket_path
+    from vcam.media.camera_name import parse_camera_name
+    from vcam.panel import open_panel, panel_file_for
+
+    name = DEFAULT_CAMERA_NAME if camera is None else parse_camera_name(camera, what="--camera")
+    info = open_panel(panel_file_for(socket_path(name)))
+    print(f"kdcam: opened the control panel of '{name}' ({info.url}) in the browser")
+
+
 def devices(
     sysfs_root: Annotated[Path, typer.Option(hidden=True, help="Root of sysfs (tests).")] = Path("/sys"),
 ) -> None:

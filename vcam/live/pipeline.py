@@ -53,8 +53,10 @@ class ProcessThread(StageThread):
         stats: LiveStats,
         stop: threading.Event,
         clock: Callable[[], float] = time.perf_counter,
+        wants_before: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(name="kdcam-process", stop=stop, output=outbox)
+        self._wants_before = wants_before
         self._current_engine = current_engine
         self._inbox = inbox
         self._outbox = outbox
@@ -64,7 +66,8 @@ class ProcessThread(StageThread):
 
     def _work(self) -> None:
         inbox, outbox, controls, stats, clock = self._inbox, self._outbox, self._controls, self._stats, self._clock
-        keep_before = outbox.writable().before is not None  # only a preview needs the input
+        keep_before = outbox.writable().before is not None  # only a preview or an open panel needs the input
+        wants_before = self._wants_before
         while not self._halt.is_set():
             engine = self._current_engine()
             src = inbox.take(timeout=0.1)
@@ -81,7 +84,7 @@ class ProcessThread(StageThread):
                 np.copyto(dst.frame, src.frame)
             if split != "off":
                 draw_split(dst.frame, src.frame, labels=split == "labels")
-            if keep_before:
+            if keep_before and wants_before():
                 np.copyto(dst.before, src.frame)
             dst.seq, dst.pos, dst.t_capture = src.seq, src.pos, src.t_capture
             dst.effect, dst.strength, dst.split, dst.model = effect, strength, split, controls.model
@@ -145,7 +148,7 @@ def run_loop(
     stop: threading.Event,
     sinks: Sequence[Sink] = (),
     observers: Sequence[Observer] = (),
-    keep_before: bool = False,
+    keep_before: bool | Callable[[], bool] = False,
     max_frames: int | None = None,
     duration: float | None = None,
     report_every: float | None = 1.0,
@@ -156,9 +159,11 @@ def run_loop(
     ``factory`` reopens the source after a failure. ``shape`` is the published frame
     shape (``capture.output_shape``). An error in any stage stops the others and is
     re-raised here. ``current_engine`` (a switchable engine's ``current``) replaces ``engine``.
+    ``keep_before``: keep each frame's input beside it (the preview's and the panel's "before"),
+    always, or, as a callable, only while it says so (the panel, while a page is open).
     """
     inbox = LatestFrame(shape=shape)
-    outbox = LatestFrame(shape=shape, with_before=keep_before)
+    outbox = LatestFrame(shape=shape, with_before=bool(keep_before))
     capture = CaptureThread(source=source, factory=factory, mailbox=inbox, stats=stats, stop=stop, log=log)
     process = ProcessThread(
         current_engine=current_engine or (lambda: engine),
@@ -167,6 +172,7 @@ def run_loop(
         controls=controls,
         stats=stats,
         stop=stop,
+        wants_before=keep_before if callable(keep_before) else lambda: True,
     )
     sender = PacedSender(fps=fps, sinks=sinks, observers=observers, stats=stats)
     reporting_done = threading.Event()

@@ -3,11 +3,11 @@
 Opened cheapest first, so a typo or a missing camera fails before the engine loads: the
 instance lock (the ``kdcam ctl`` socket), the source, the virtual camera, the engine
 (switchable while running); only then, once every check has passed (``vcam.live.readiness``),
-the recording; then the live controls (``vcam.live.controls``): terminal keys and the
-preview window. A refused start leaves every existing file as it was. Ctrl-C, SIGTERM,
-SIGHUP and the ``q`` key only set the stop event:
-every stage then ends normally, the camera and the virtual device are released, and a
-recording is finalized and renamed into place; the summary lists the changes made live.
+the recording; then the live controls (``vcam.live.controls``): the control panel in the
+browser (``vcam.live.panel_link``), terminal keys and the preview window. A refused start
+leaves every existing file as it was. Ctrl-C, SIGTERM, SIGHUP and the ``q`` key only set the
+stop event: every stage then ends normally, the camera and the virtual device are released,
+and a recording is finalized and renamed into place; the summary lists the changes made live.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from vcam.live.engine_switch import EngineSwitch, warm_up
 from vcam.live.controls.keys import TerminalKeys, key_actions
 from engines.foundation.values import AUTO
 from vcam.live.model_choice import choose_model
+from vcam.live.panel_link import PanelFrames, session_panel
 from vcam.live.pipeline import FrameLog, run_loop
 from vcam.live.controls.preview import Preview, check_display
 from vcam.live.readiness import ReadyToWrite, ready_to_write
@@ -235,6 +236,11 @@ def run_live(
             preview = Preview(shape=session.shape, controls=controls, stats=session.stats, stop=stop, log=log)
             stack.callback(preview.close)
             observers.append(preview)
+        panel_frames = PanelFrames() if s.panel else None
+        if panel_frames is not None:  # the same handler as `kdcam ctl`: one control layer
+            stack.enter_context(session_panel(camera_name=s.camera_name, port=s.panel_port, handle=handler,
+                                              frames=panel_frames, stats=session.stats, log=log))
+            observers.append(panel_frames)
         stack.enter_context(TerminalKeys(key_actions(controls, stop), stream=stdin, log=log))
         session.handed_over()
         with stop_on_signals(stop) as stopped:
@@ -250,7 +256,7 @@ def run_live(
                 stop=stop,
                 sinks=session.sinks,
                 observers=observers,
-                keep_before=s.preview,
+                keep_before=True if s.preview else panel_frames.watching if panel_frames else False,
                 max_frames=s.max_frames,
                 duration=s.duration,
                 report_every=report_every,

@@ -77,6 +77,12 @@ def parse_positive_int(value: Any, *, what: str) -> int:
     return value
 
 
+def parse_port(value: Any, *, what: str = "--panel-port") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise KdcamError(f"bad {what} {shown(value)}: give a TCP port from 1 to 65535, or 0 for a free one")
+    return value
+
+
 def parse_bool(value: Any, *, what: str) -> bool:
     if not isinstance(value, bool):
         raise KdcamError(f"bad {what} {shown(value)}: use true or false")
@@ -129,6 +135,12 @@ class LiveSettings:
                               parse=parse_path)
     vcam: bool = opt(True, "Publish to the virtual camera (--no-vcam: record or check only).", parse=parse_bool)
     preview: bool = opt(False, "Open a before/after window (space, +/-, m, s, q).", parse=parse_bool, config=BOOL)
+    # serve the control panel (vcam.panel) on 127.0.0.1 while the camera runs; its address is printed once
+    panel: bool = opt(True, "Serve the control panel in the browser on 127.0.0.1 (`kdcam panel` opens it).",
+                      parse=parse_bool, config=BOOL)
+    # the panel's port on 127.0.0.1; 0 takes a free one
+    panel_port: int = opt(0, "Port of the control panel on 127.0.0.1 (0: a free one).", parse=parse_port,
+                          config=(int,), cli_type=int)
     max_frames: int | None = opt(None, "Stop after sending this many frames.", parse=parse_positive_int)
     duration: float | None = opt(None, "Stop after this many seconds.", parse=parse_duration)
     # where `kdcam ctl save` writes the settings changed live (the config file read, or the default one)

@@ -7,6 +7,7 @@ fixed-size histograms, so recording one costs an index increment, never an alloc
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -111,6 +112,13 @@ class LiveStats:
         self._window.reset()
         self.last_line = text
         return text
+
+    def peek(self) -> dict:
+        """The counters, the CPU time and the current window's latency p95, changing nothing
+        (``line`` starts a new window; a panel reads this instead, on its own clock)."""
+        return {"t": self._clock(), "sent": self.sent, "cpu_s": self._cpu_seconds(),
+                "latency_p95_ms": self._window.percentile_ms(95) if self._window.count else math.nan,
+                "engine": self.engine}
 
     def summary(self) -> dict:
         """Totals and rates since the start (or ``restart_clock``)."""
