@@ -47,6 +47,7 @@ class TensorRTEngine(CudaFrameEngine):
         what_to_run: Callable[[tuple[int, int]], str] | None = None,
         trt=None,
     ) -> None:
+        trtc.require_cuda()  # the one CUDA check of the TensorRT code, before CUDA is touched
         super().__init__(multiple=multiple, device="cuda")
         self._trt = trt or trtc.import_tensorrt()
         self._rebuild = rebuild

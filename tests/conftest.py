@@ -18,6 +18,17 @@ def _isolated_cache(tmp_path_factory):
     os.environ["KDCAM_CACHE_DIR"] = str(tmp_path_factory.mktemp("kdcam-cache"))
 
 
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch) -> Path:
+    """Sockets, panel token files and config files of a test stay in its own folders (the
+    runtime folder is private, as kdcam requires); returns the runtime folder."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return runtime
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data").is_dir():

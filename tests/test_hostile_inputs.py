@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "samples" / "vtest_clip.avi"
 
 
-@pytest.fixture(autouse=True)
-def _private_dirs(tmp_path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("private_dirs")
 
 
 def _one_error(code: int, err: str) -> str:

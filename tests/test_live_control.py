@@ -29,13 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "samples" / "vtest_clip.avi"
 
 
-@pytest.fixture(autouse=True)
-def _private_dirs(tmp_path, monkeypatch):
-    """Sockets and config files of the tests stay in the test's own folders."""
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("private_dirs")
 
 
 def _start(tmp_path: Path, *extra: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:

@@ -20,12 +20,7 @@ from vcam.live.settings import LiveSettings, resolve_settings
 from vcam.panel import panel_file_for
 
 
-@pytest.fixture(autouse=True)
-def _private_dirs(tmp_path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("private_dirs")
 
 
 def _camera(lines: list[str], **settings) -> threading.Thread:

@@ -15,16 +15,31 @@ import time
 
 import numpy as np
 
+from engines.foundation.values import DEFAULT_FPS, DEFAULT_SIZE, size_text
+
 SPLIT_MODES = ("off", "on", "labels")
 ENGINES = ("auto", "onnxruntime", "openvino", "torch")
-COMMANDS = {"status": None, "strength": "number", "toggle": None, "split": "text", "model": "text",
-            "engine": "text", "save": None}
+COMMANDS = {
+    "status": None,
+    "strength": "number",
+    "toggle": None,
+    "split": "text",
+    "model": "text",
+    "engine": "text",
+    "save": None,
+}
 
 
 class FakeCamera:
     def __init__(self, models=("default", "kd-s4-c16", "kd-s8-c32"), engine: str = "onnxruntime") -> None:
-        self.state = {"effect": "on", "strength": 1.0, "split": "off", "model": models[0], "models": list(models),
-                      "engine": engine}
+        self.state = {
+            "effect": "on",
+            "strength": 1.0,
+            "split": "off",
+            "model": models[0],
+            "models": list(models),
+            "engine": engine,
+        }
         self.requests: list[dict] = []
         self.saves = 0
         self._lock = threading.Lock()
@@ -76,8 +91,10 @@ class FakeCamera:
                 self.state["split"] = value
             elif cmd == "model":
                 if value not in self.state["models"]:
-                    return {"ok": False, "error": f"unknown model {value!r}; installed: "
-                                                  f"{', '.join(self.state['models'])}"}
+                    return {
+                        "ok": False,
+                        "error": f"unknown model {value!r}; installed: {', '.join(self.state['models'])}",
+                    }
                 self.state["model"] = value
             elif cmd == "engine":
                 if value not in ENGINES:
@@ -95,7 +112,7 @@ class FakeCamera:
 class FakeFrames:
     """``latest_frames()`` for the panel: a moving 720p test picture, soft (before) and crisp (after)."""
 
-    def __init__(self, width: int = 1280, height: int = 720) -> None:
+    def __init__(self, width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1]) -> None:
         y, x = np.mgrid[0:height, 0:width]
         self._x, self._y = x.astype(np.float32), y.astype(np.float32)
         self.calls = 0
@@ -115,16 +132,20 @@ class FakeFrames:
 
 def fake_stats() -> dict:
     t = time.monotonic()
-    return {"sent_fps": 30.0 + math.sin(t), "latency_p95_ms": 18.0 + 3 * math.sin(t / 3), "cpu_cores": 0.9,
-            "engine_line": "engine onnxruntime (CPU), model default, 1280x720", "machine_line": "demo machine"}
+    return {
+        "sent_fps": DEFAULT_FPS + math.sin(t),
+        "latency_p95_ms": 18.0 + 3 * math.sin(t / 3),
+        "cpu_cores": 0.9,
+        "engine_line": f"engine onnxruntime (CPU), model default, {size_text(DEFAULT_SIZE)}",
+        "machine_line": "demo machine",
+    }
 
 
 def main() -> None:
     from vcam.panel.runner import serve_panel
 
     camera = FakeCamera()
-    with serve_panel(handle=camera.handle, latest_frames=FakeFrames(), stats=fake_stats,
-                     engines=ENGINES[1:]) as panel:
+    with serve_panel(handle=camera.handle, latest_frames=FakeFrames(), stats=fake_stats, engines=ENGINES[1:]) as panel:
         print(f"kdcam panel (demo camera): {panel.login_url}", flush=True)
         try:
             while True:
