@@ -3,6 +3,7 @@ found by `kdcam panel`, off with --no-panel, and nothing copied while no page is
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import threading
 import time
@@ -23,13 +24,18 @@ from vcam.panel import panel_file_for
 pytestmark = pytest.mark.usefixtures("private_dirs")
 
 
-def _camera(lines: list[str], **settings) -> threading.Thread:
+def _camera(lines: list[str], box: dict | None = None, **settings) -> threading.Thread:
     from vcam.live.session import run_live
 
     settings = {"duration": 4.0, **settings}
-    thread = threading.Thread(target=run_live, daemon=True, kwargs=dict(
-        settings=LiveSettings(device="numbered", vcam=False, **settings), engine=InvertEngine(),
-        factory=lambda: NumberedSource(fps=30), report_every=None, log=lines.append))
+
+    def run() -> None:
+        summary = run_live(settings=LiveSettings(device="numbered", vcam=False, **settings), engine=InvertEngine(),
+                           factory=lambda: NumberedSource(fps=30), report_every=None, log=lines.append)
+        if box is not None:
+            box["summary"] = summary
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
 
@@ -142,3 +148,35 @@ def test_the_pipeline_copies_the_input_only_while_asked():
         thread.join(timeout=10)
         befores = [s.before for s in (outbox._back, outbox._middle, outbox._front)]  # noqa: SLF001
         assert any(int(b.max()) == 5 for b in befores) == wanted
+
+
+def test_a_bad_panel_client_never_hurts_the_camera():
+    """A client that never finishes its headers and one that announces a 1 GB body: each loses
+    its own connection; `kdcam ctl` answers throughout and the session runs to its end."""
+    import socket
+
+    from vcam.live.controls.client import send_request
+
+    lines: list[str] = []
+    box: dict = {}
+    thread = _camera(lines, box, duration=5.0)
+    line = _wait(lambda: next((x for x in lines if "control panel at" in x), None), "no panel line")
+    port = int(line.split("127.0.0.1:", 1)[1].split("/", 1)[0])
+    host = f"Host: 127.0.0.1:{port}\r\n".encode()
+    slow, big = (socket.create_connection(("127.0.0.1", port)) for _ in range(2))
+    try:
+        slow.sendall(b"GET / HTTP/1.1\r\n" + host)
+        big.sendall(b"POST /api/request HTTP/1.1\r\n" + host + b"Content-Length: 1000000000\r\n\r\n{")
+        for _ in range(6):
+            with contextlib.suppress(OSError):
+                slow.sendall(b"X-Slow: 1\r\n")
+            assert send_request("KD Sharpen Cam", {"cmd": "status"})["ok"]
+            time.sleep(0.4)
+        big.settimeout(10)
+        assert big.recv(4096).split(b"\r\n")[0].split()[1] in (b"401", b"403", b"413", b"421")  # refused, closed
+    finally:
+        slow.close()
+        big.close()
+    thread.join(timeout=30)
+    summary = box["summary"]
+    assert summary["sent"] > 0 and summary["seconds"] >= 4.9 and summary["signal"] is None
