@@ -71,7 +71,7 @@ def read_json_header(path: str | Path, *, key: str, fmt: str, version: int, what
         raise KdcamError(f"{path}: not a kdcam {what} (its header declares {size:,} bytes, over the limit of "
                          f"{max_bytes:,}); {fix}")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
         header = json.loads(meta[key])
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError):

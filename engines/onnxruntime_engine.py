@@ -53,5 +53,5 @@ class OnnxRuntimeEngine(DeltaEngine):
 
 def create(model: ResolvedModel, *, threads: int = 0) -> OnnxRuntimeEngine:
     return OnnxRuntimeEngine(
-        onnx_path=onnx_for(model), multiple=model.student.multiple, luma=model.student.in_channels == 1, threads=threads
+        onnx_path=onnx_for(model), multiple=model.multiple, luma=model.in_channels == 1, threads=threads
     )

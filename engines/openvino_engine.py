@@ -91,8 +91,8 @@ class OpenVinoEngine(DeltaEngine):
 def create(model: ResolvedModel, *, precision: str = "auto", threads: int = 0) -> OpenVinoEngine:
     return OpenVinoEngine(
         onnx_path=onnx_for(model),
-        multiple=model.student.multiple,
-        luma=model.student.in_channels == 1,
+        multiple=model.multiple,
+        luma=model.in_channels == 1,
         precision=precision,
         threads=threads,
     )

@@ -37,13 +37,13 @@ class EngineSpec:
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec("tensorrt", "engines.tensorrt_common:availability", "engines.tensorrt_build:create",
                "TensorRT engine on a CUDA GPU (fp16 graph, one upload and one download per frame)", "NVIDIA GPU"),
-    EngineSpec("torch-cuda", "engines.torch_engine:cuda_availability", "engines.torch_engine:create_cuda",
+    EngineSpec("torch-cuda", "engines.torch_check:cuda_availability", "engines.torch_engine:create_cuda",
                "fp16 on a CUDA GPU", "NVIDIA GPU without TensorRT"),
     EngineSpec("openvino", "engines.openvino_engine:availability", "engines.openvino_engine:create",
                "the fastest CPU runtime available", "fastest on a CPU"),
     EngineSpec("onnxruntime", "engines.onnxruntime_engine:availability", "engines.onnxruntime_engine:create",
                "the portable CPU default", "portable CPU"),
-    EngineSpec("torch", "engines.torch_engine:availability", "engines.torch_engine:create",
+    EngineSpec("torch", "engines.torch_check:availability", "engines.torch_engine:create",
                "the PyTorch reference", "CPU reference"),
 )
 ENGINE_NAMES = ("auto",) + tuple(spec.name for spec in ENGINES)

@@ -160,7 +160,7 @@ def prepare(
 ) -> tuple[Path, dict, ec.Profile]:
     """ONNX file, engine metadata and profile for a build (no TensorRT calls)."""
     ec.check_precision(precision)
-    profile = ec.make_profile(size, min_size, max_size, multiple=model.student.multiple)
+    profile = ec.make_profile(size, min_size, max_size, multiple=model.multiple)
     onnx_path = onnx_for(model, graph="frame", precision=precision)
     meta = ec.make_meta(
         current, onnx_sha256=file_sha256(onnx_path), precision=precision, profile=profile, model=str(model.path)
@@ -313,13 +313,13 @@ def _from_cache(*, model: ResolvedModel, size, precision: str, trt, current: dic
     if not is_current(path, meta):
         path = build(profile)
     try:
-        return TensorRTEngine(engine_path=path, multiple=model.student.multiple, rebuild=rebuild, trt=trt)
+        return TensorRTEngine(engine_path=path, multiple=model.multiple, rebuild=rebuild, trt=trt)
     except EngineLoadError as err:
         if not quiet:
             print(f"kdcam: cached TensorRT engine {path} does not load ({err}); rebuilding", file=sys.stderr)
         path = build(profile, force=True)
         try:
-            return TensorRTEngine(engine_path=path, multiple=model.student.multiple, rebuild=rebuild, trt=trt)
+            return TensorRTEngine(engine_path=path, multiple=model.multiple, rebuild=rebuild, trt=trt)
         except EngineLoadError as err2:
             raise KdcamError(
                 f"a freshly built TensorRT engine does not load ({err2}); use --engine torch-cuda"
@@ -353,7 +353,7 @@ def _from_file(path: Path, *, model: ResolvedModel, precision: str | None, trt, 
             f"{path}: this TensorRT engine cannot run here ({decision.why()}); rebuild it with: {command()}"
         )
     try:
-        return TensorRTEngine(engine_path=path, multiple=model.student.multiple, what_to_run=command, trt=trt)
+        return TensorRTEngine(engine_path=path, multiple=model.multiple, what_to_run=command, trt=trt)
     except EngineLoadError as err:
         raise KdcamError(f"{path}: TensorRT cannot load this engine ({err}); rebuild it with: {command()}") from None
 

@@ -15,16 +15,6 @@ if TYPE_CHECKING:
     from engines.model.checkpoint import ResolvedModel
 
 
-def availability() -> str | None:
-    return None
-
-
-def cuda_availability() -> str | None:
-    if not torch.cuda.is_available():
-        return "no CUDA GPU visible to PyTorch"
-    return None
-
-
 class TorchEngine(DeltaEngine):
     """Eager PyTorch on the CPU in fp32."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from engines import engine_status
@@ -24,7 +26,12 @@ def test_bench_measures_every_installed_model_on_every_available_engine_srcnn_an
     assert ("unsharp-mask", "opencv") in rows
     assert all(r["fps"] > 0 and r["size"] == "64x48" for r in data["rows"])
     assert {r["engine"] for r in data["ratios"]} == available
-    assert all(r["vs_srcnn"] > 1 for r in data["ratios"]), "every student is faster than SRCNN 9-5-5"
+    # every ratio is taken within this run, from its own rows (how fast each is depends on the machine's load:
+    # that is the benchmark's finding, not a test's)
+    fps = {(r["design"], r["engine"], r["size"]): r["fps"] for r in data["rows"]}
+    for r in data["ratios"]:
+        want = fps[(r["design"], r["engine"], r["size"])] / fps[("srcnn-955", r["engine"], r["size"])]
+        assert r["vs_srcnn"] == pytest.approx(want, rel=1e-6), r
     assert data["machine"] and data["machine"] in result.output
     assert "bf16" not in " ".join(r["detail"] for r in data["rows"]), (
         "--precision fp32 reaches the engines that have a choice"

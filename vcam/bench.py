@@ -1,30 +1,36 @@
 """``kdcam bench``: engine-only frames per second, every number measured in the same run.
 
 Rows: every available engine on the given student, the seed-style SRCNN reference
-(9-5-5, 64/32 channels, random weights: speed only) on the same engines, and OpenCV's
-unsharp mask as the classical baseline. Ratios are taken within the run.
+(9-5-5, 64/32 channels, random weights: speed only; building it needs PyTorch, so without
+it that row is left out, and said so) on the same engines, and OpenCV's unsharp mask as the
+classical baseline. Ratios are taken within the run.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from engines.model.checkpoint import save_student
+from engines import ENGINES, create_engine, engine_status
 from engines.classical import unsharp_mask
 from engines.errors import KdcamError, shown
-from engines.model.students import create_student
-from engines import ENGINES, create_engine, engine_status
-from engines.foundation.values import BENCH_SIZES, DEFAULT_FPS
-from engines.registry import engine_options
 from engines.foundation.timing import machine_name, time_fps
+from engines.foundation.values import BENCH_SIZES, DEFAULT_FPS
+from engines.model.needs_torch import TORCH_EXTRA
+from engines.registry import engine_options
+from engines.torch_check import torch_installed
 
 
 def _srcnn_checkpoint(folder: Path) -> Path:
+    import torch
+
+    from engines.model.checkpoint import save_student
+    from engines.model.students import create_student
+
     torch.manual_seed(0)
     return save_student(create_student("srcnn-955"), folder / "srcnn-955.safetensors", card={"weights": "random"})
 
@@ -51,6 +57,9 @@ def run_bench(
     for name in names:
         if status.get(name, "unknown engine") is not None:
             raise KdcamError(f"cannot bench engine {shown(name)}: {status.get(name, 'unknown engine')}")
+    if srcnn and not torch_installed():
+        print(f"kdcam: bench: no SRCNN reference row: building it needs PyTorch ({TORCH_EXTRA})", file=sys.stderr)
+        srcnn = False
     rng = np.random.default_rng(0)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,9 @@
 
 A checkpoint may ship its ONNX files beside it (``NAME.delta-fp32.onnx``, ...); each
 file records the sha256 of the weights it was exported from, so a stale one is never
-used. Otherwise the graph is exported once into the per-user cache.
+used. Otherwise the graph is exported once into the per-user cache, which needs PyTorch
+(a one-line error naming the extra when it is not installed); a current shipped or cached
+file is used without it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engines.foundation.cache_dir import cache_dir
+from engines.model.needs_torch import require_torch
 
 if TYPE_CHECKING:
     from engines.model.checkpoint import ResolvedModel
@@ -45,7 +48,10 @@ def is_current(onnx_path: Path, stamp: dict[str, str]) -> bool:
 
 
 def write_onnx(model: ResolvedModel, onnx_path: Path, *, graph: str = "delta", precision: str = "fp32") -> Path:
-    """Export the model's graph to ``onnx_path``, stamped with the weights' sha256."""
+    """Export the model's graph to ``onnx_path``, stamped with the weights' sha256 (needs PyTorch)."""
+    sibling = sibling_onnx(model.path, graph=graph, precision=precision)
+    beside = "its ONNX graph beside it is stale" if sibling.is_file() else "has no ONNX graph beside it"
+    require_torch(f"{model.path}: this checkpoint {beside} ({sibling.name}); exporting one")
     from engines.model.onnx_export import export_onnx
 
     meta = onnx_stamp(model.sha256, graph, precision)

@@ -19,45 +19,14 @@ config, saved in the checkpoint):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engines.errors import KdcamError
+from engines.model.configs import GATES, S2DConfig
 from engines.model.residual import ResidualStudent
-
-
-#: gate option -> the FrameCode pooling it uses (none: no gate)
-GATES = {"none": None, "learned": "mean", "attention": "attention"}
-
-
-@dataclass
-class S2DConfig:
-    """A space-to-depth residual CNN: unshuffle, a stack of 3x3 convs, shuffle back.
-
-    Each field's ``metadata`` holds the values a checkpoint may give it (``range``: lowest
-    and highest, or ``choices``), checked by ``engines.model.students.config_from_dict``
-    before anything is built; generous for real students (the largest registered one,
-    kd-s4-c48, has 48 channels and 5 convs)."""
-
-    # space-to-depth factor: the convs run at 1/scale of the frame size
-    scale: int = field(default=4, metadata={"choices": (1, 2, 4, 8)})
-    # width of the hidden 3x3 convs
-    channels: int = field(default=32, metadata={"range": (1, 256)})
-    # 3x3 convs in all
-    num_convs: int = field(default=4, metadata={"range": (2, 16)})
-    # 1: luma only, chroma passes through; 3: all BGR channels
-    in_channels: int = field(default=1, metadata={"choices": (1, 3)})
-    # train with parallel 1x1 and identity branches; collapse() folds them
-    reparam: bool = False
-    # between the convs: relu, or prelu (a learned slope per channel)
-    act: str = field(default="relu", metadata={"choices": ("relu", "prelu")})
-    # none, learned (mean pooling) or attention: a whole-frame code scales the hidden channels and the residual
-    gate: str = field(default="none", metadata={"choices": tuple(GATES)})
-    # width of the whole-frame code branch
-    gate_channels: int = field(default=16, metadata={"range": (1, 256)})
 
 
 class RepConv3x3(nn.Module):

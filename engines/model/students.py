@@ -4,22 +4,26 @@ Each student is built from a dataclass config that is saved inside every checkpo
 model can be rebuilt from its file alone. The networks: ``engines.model.s2d`` (the
 space-to-depth students kdcam ships) and ``engines.model.srcnn`` (the seed's reference);
 what they share (a residual on [0, 1] images, luma in, correction on all channels) is
-``engines.model.residual``.
+``engines.model.residual``; their configs and the checks of a checkpoint's config are
+``engines.model.configs`` (torch-free).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from engines.errors import KdcamError
+from engines.model.configs import S2DConfig, SRCNNConfig, config_from_dict, config_to_dict
 from engines.model.residual import ResidualStudent
-from engines.model.s2d import S2DConfig, SpaceToDepthStudent
-from engines.model.srcnn import SRCNNConfig, SRCNNStudent
+from engines.model.s2d import SpaceToDepthStudent
+from engines.model.srcnn import SRCNNStudent
+
+__all__ = ["DEFAULT_STUDENT", "STUDENTS", "build_from_config", "config_from_dict", "config_to_dict",
+           "create_student", "student_macs_per_pixel"]
 
 
 def student_macs_per_pixel(model: ResidualStudent) -> float:
@@ -42,7 +46,6 @@ def student_macs_per_pixel(model: ResidualStudent) -> float:
 
 # --- registry -----------------------------------------------------------------------
 
-_CONFIG_TYPES: dict[str, type] = {"S2DConfig": S2DConfig, "SRCNNConfig": SRCNNConfig}
 _BUILDERS: dict[type, type[ResidualStudent]] = {S2DConfig: SpaceToDepthStudent, SRCNNConfig: SRCNNStudent}
 #: the architecture of the first installed student (engines.model.zoo ORDER[0], `quality`)
 DEFAULT_STUDENT = "kd-s4-c24-pa"
@@ -89,62 +92,3 @@ def create_student(name: str, **overrides) -> ResidualStudent:
     except TypeError as err:
         raise KdcamError(f"bad option for student '{name}': {err}") from None
     return build_from_config(name, config)
-
-
-def config_to_dict(config: S2DConfig | SRCNNConfig) -> dict:
-    return {"type": type(config).__name__, **dataclasses.asdict(config)}
-
-
-def _allowed(f: dataclasses.Field) -> str:
-    """The values ``f``'s metadata allows, for people."""
-    if "range" in f.metadata:
-        low, high = f.metadata["range"]
-        return f"from {low} to {high}"
-    if "choices" in f.metadata:
-        return "one of " + ", ".join(map(str, f.metadata["choices"]))
-    return "true or false" if isinstance(f.default, bool) else "any value"
-
-
-def _item_ok(value: object, like: object, metadata) -> bool:
-    """Whether ``value`` has the exact JSON type of the default ``like`` (a bool is not an int,
-    a string is not a number) and lies in ``metadata``'s range or choices."""
-    if type(value) is not type(like):
-        return False
-    if "range" in metadata:
-        low, high = metadata["range"]
-        return low <= value <= high
-    return "choices" not in metadata or value in metadata["choices"]
-
-
-def _checked_field(f: dataclasses.Field, value: object) -> object:
-    """``value`` for config field ``f`` (a JSON list becomes the tuple a tuple field holds), or a
-    one-line KdcamError naming the field, what it may be and what it is."""
-    if isinstance(f.default, tuple):
-        ok = isinstance(value, list | tuple) and len(value) == len(f.default)
-        ok = ok and all(_item_ok(v, d, f.metadata) for v, d in zip(value, f.default))
-        what = f"a list of {len(f.default)} integers (each {_allowed(f)})"
-    else:
-        ok = _item_ok(value, f.default, f.metadata)
-        noun = {int: "an integer", str: "a string"}.get(type(f.default))
-        what = f"{noun} ({_allowed(f)})" if noun else _allowed(f)
-    if not ok:
-        raise KdcamError(f"config field '{f.name}' must be {what}, not {json.dumps(value, default=str)[:60]}")
-    return tuple(value) if isinstance(f.default, tuple) else value
-
-
-def config_from_dict(data: object) -> S2DConfig | SRCNNConfig:
-    """The config a checkpoint's header describes, every field checked against the limits its
-    dataclass declares before anything is built; a one-line KdcamError otherwise."""
-    if not isinstance(data, dict):
-        raise KdcamError(f"the student config must be a JSON object, not {json.dumps(data, default=str)[:60]}")
-    data = dict(data)
-    kind = data.pop("type", None)
-    cls = _CONFIG_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise KdcamError(f"unknown student config type {json.dumps(kind, default=str)[:60]}; "
-                         f"known: {', '.join(_CONFIG_TYPES)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise KdcamError(f"checkpoint config has unknown fields {sorted(unknown)[:8]}; upgrade kdcam")
-    return cls(**{name: _checked_field(fields[name], value) for name, value in data.items()})

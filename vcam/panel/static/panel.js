@@ -18,7 +18,16 @@ function say(text, bad) {
   line.classList.toggle("bad", Boolean(bad));
 }
 
-async function send(cmd, value) {
+// Actions go to the camera one at a time, in the order they were made: two requests in
+// flight on two connections could arrive the other way round (a slider's 0.8 after its 0.6).
+let queue = Promise.resolve();
+function send(cmd, value) {
+  const sent = queue.then(() => sendNow(cmd, value));
+  queue = sent.catch(() => null);
+  return sent;
+}
+
+async function sendNow(cmd, value) {
   const request = value === undefined ? { cmd } : { cmd, value };
   let response;
   try {
