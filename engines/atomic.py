@@ -60,19 +60,30 @@ def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
     return target
 
 
+#: what a path that is not a regular file is, by its mode (for one-line messages)
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of ``mode`` is when it is not a regular file ("a folder", "a FIFO (named pipe)", ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 def _special_kind(path: Path) -> str | None:
     """What ``path`` is when it exists and is neither a regular file nor a folder."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return None
-    kinds = (
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for test, name in kinds if test(mode)), None)
+    return None if stat.S_ISDIR(mode) else special_kind(mode)
 
 
 def _kept_name(target: Path, when: float | None = None) -> Path:

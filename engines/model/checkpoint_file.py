@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from engines.atomic import why
+from engines.atomic import special_kind, why
 from engines.errors import KdcamError
 from engines.file_header import read_json_header
 from engines.model.configs import config_from_dict
@@ -69,21 +69,10 @@ def _file_mode(path: Path) -> int:
         raise KdcamError(f"{path}: the model file cannot be read ({why(err)})") from None
 
 
-#: what a file that is not a regular one is, by its mode
-_NOT_REGULAR = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a device"),
-    (stat.S_ISBLK, "a device"),
-)
-
-
 def _check_model_file(path: Path) -> None:
     """A one-line KdcamError unless ``path`` is a regular file; never opens it (a FIFO would block)."""
-    mode = _file_mode(path)
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+    kind = special_kind(_file_mode(path))
+    if kind is not None:
         raise KdcamError(f"{path}: is {kind}, not a model file; pass a .safetensors checkpoint")
 
 
