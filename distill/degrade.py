@@ -93,6 +93,26 @@ def _dim() -> Degradation:
     ])
 
 
+def _missed_focus() -> Degradation:
+    """A missed focus in good light: autofocus settled on the background, or a fixed-focus lens
+    too close to the face, with a bright scene, so little noise and a high MJPEG quality.
+
+    * the defocus (Gaussian sigma 0.8-2.0 on 60%, a disk of radius 1-3 px on 40%: the same
+      ranges as the ``defocus`` row, from a visibly soft face to one clearly out of focus);
+    * light sensor noise (0-1.5 levels, 8-bit: a bright scene at low gain) on 40%;
+    * MJPEG at quality 85-98 on 70% (a bright, soft frame is cheap to encode).
+
+    Almost clean, strong blur is where a blind model must act most boldly, and the soft-camera
+    kind holds too little of it (about 3% of the mix blurred with neither noise nor JPEG); a
+    teacher without it stayed 0.13 dB ahead of an unsharp mask on ``defocus``.
+    """
+    return Compose([
+        RandomChoice([GaussianBlur(sigma=(0.8, 2.0)), DiskBlur(radius=(1.0, 3.0))], weights=[0.6, 0.4]),
+        Maybe(Noise(read=(0.0, 1.5 / 255), shot=(0.0, 0.00002), luma_fraction=(0.8, 0.95)), p=0.4),
+        Maybe(JPEG(quality=(85, 98)), p=0.7),
+    ])
+
+
 def _isp_sharpened() -> Degradation:
     """A camera that already sharpens: its ISP boosts a soft lens's edges before MJPEG.
 
@@ -116,24 +136,32 @@ def _isp_sharpened() -> Degradation:
 
 
 #: the shares of the ``camera`` mix (see ``_camera``)
-CAMERA_SHARES = {"untouched": 0.08, "soft-camera": 0.62, "dim": 0.18, "isp-sharpened": 0.12}
+CAMERA_SHARES = {"untouched": 0.08, "soft-camera": 0.50, "missed-focus": 0.14, "dim": 0.16, "isp-sharpened": 0.12}
 
 
 def _camera() -> Degradation:
     """What kdcam actually sees: the sender's camera frame, before any call codec.
 
-    One of four kinds of frame, in the shares of ``CAMERA_SHARES``:
+    One of five kinds of frame, in the shares of ``CAMERA_SHARES``:
 
     * 8% untouched: a perfect frame must come out as it went in;
-    * 62% an ordinary webcam in ordinary light (``_soft_camera``: soft optics or a missed
+    * 50% an ordinary webcam in ordinary light (``_soft_camera``: soft optics or a missed
       focus, a sensor mode scaled up, light noise and the ISP's denoise, MJPEG), a third of
       which has sharp optics, so the model learns to leave those alone;
-    * 18% a dim room (``_dim``: the most common place for an evening call, and the frame that
+    * 14% a missed focus in good light (``_missed_focus``: strong defocus, little noise,
+      high-quality MJPEG), where a sharpener must act most;
+    * 16% a dim room (``_dim``: the most common place for an evening call, and the frame that
       gains least from a plain sharpener: heavy noise under the camera's own denoiser);
     * 12% a camera that already sharpens (``_isp_sharpened``): the do-no-harm case of the
       mix, where adding more sharpening is always wrong.
     """
-    kinds = {"untouched": Identity(), "soft-camera": _soft_camera(), "dim": _dim(), "isp-sharpened": _isp_sharpened()}
+    kinds = {
+        "untouched": Identity(),
+        "soft-camera": _soft_camera(),
+        "missed-focus": _missed_focus(),
+        "dim": _dim(),
+        "isp-sharpened": _isp_sharpened(),
+    }
     return RandomChoice([kinds[name] for name in CAMERA_SHARES], weights=list(CAMERA_SHARES.values()))
 
 

@@ -284,12 +284,23 @@ def test_isp_sharpened_is_sharper_than_its_soft_optics(photo: np.ndarray) -> Non
 
 
 def test_camera_mix_holds_each_kind_in_its_share(synthetic: np.ndarray) -> None:
-    """The `camera` mix is the four kinds of frame in the shares of CAMERA_SHARES: its
+    """The `camera` mix is the five kinds of frame in the shares of CAMERA_SHARES: its
     RandomChoice draws them with those weights (checked by counting, over 400 seeds, the frames
     left untouched, a share that no other kind can produce)."""
     assert sum(CAMERA_SHARES.values()) == pytest.approx(1.0)
-    assert set(CAMERA_SHARES) == {"untouched", "soft-camera", "dim", "isp-sharpened"}
+    assert set(CAMERA_SHARES) == {"untouched", "soft-camera", "missed-focus", "dim", "isp-sharpened"}
     untouched = np.mean([np.array_equal(degrade(synthetic, "camera", seed=s), synthetic) for s in range(400)])
     assert abs(untouched - CAMERA_SHARES["untouched"]) < 0.04
     description = get_preset("camera").describe()
     assert "camera denoise" in description and "ISP sharpen" in description
+
+
+def test_missed_focus_blurs_strongly_and_keeps_noise_low(synthetic: np.ndarray) -> None:
+    """A missed focus in good light takes away much more detail than it adds noise: its
+    high-frequency energy falls well below the photo's, and the frame stays close to a plain
+    blur of it (little noise, high-quality MJPEG)."""
+    from distill.degrade import _missed_focus
+
+    for seed in range(6):
+        out = _missed_focus()(synthetic, np.random.default_rng(seed))
+        assert hf_energy(out) < 0.5 * hf_energy(synthetic)
