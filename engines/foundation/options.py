@@ -25,7 +25,7 @@ MISSING = dataclasses.MISSING
 def opt(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
         hidden: bool = False, resumable: bool = False, metavar: str | None = None,
         parse: Callable[..., Any] | None = None, config: tuple[type, ...] | None = None,
-        cli_type: Any = None, show_default: str | None = None, flag: bool = True) -> Any:
+        cli_type: Any = None, show_default: str | None = None, flag: bool = True, negative: str | None = None) -> Any:
     """A dataclass field that is also a command-line option.
 
     ``resumable``: the option may change when a run is resumed (it does not change the
@@ -33,10 +33,11 @@ def opt(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | 
     what=...)`` checks a value, ``config`` the TOML types a config file may give it (None:
     a flag only), ``cli_type`` what the command line takes when it is not the field's type
     (``--size`` is text), ``show_default`` the default as ``--help`` says it, and
-    ``flag=False`` keeps the field off the command line.
+    ``flag=False`` keeps the field off the command line, and ``negative`` names a bool's "off"
+    flag (``--always-on`` for ``--on-demand``; ``--no-x`` if None).
     """
     meta = {"help": help, "hidden": hidden, "resumable": resumable, "metavar": metavar, "parse": parse,
-            "config": config, "cli_type": cli_type, "show_default": show_default, "flag": flag}
+            "config": config, "cli_type": cli_type, "show_default": show_default, "flag": flag, "negative": negative}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -69,6 +70,13 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _decls(name: str, meta: dict, kind: Any) -> str:
+    """The flag declaration of a field: ``--x`` or, for a bool, ``--x/--no-x`` (or its ``negative``)."""
+    if kind is not bool:
+        return flag(name)
+    return f"{flag(name)}/{meta.get('negative') or '--no-' + flag(name)[2:]}"
+
+
 def typer_command(cls: type, run: Callable[[Any], Any], *, doc: str | None = None) -> Callable[..., Any]:
     """A function typer can register: one keyword parameter per field of ``cls``."""
     import typer
@@ -82,7 +90,7 @@ def typer_command(cls: type, run: Callable[[Any], Any], *, doc: str | None = Non
             value = f.default_factory()
         else:
             value = inspect.Parameter.empty  # required
-        decls = f"{flag(f.name)}/--no-{flag(f.name)[2:]}" if hints[f.name] is bool else flag(f.name)
+        decls = _decls(f.name, meta, hints[f.name])
         option = typer.Option(decls, help=meta.get("help", ""), hidden=meta.get("hidden", False),
                               metavar=meta.get("metavar"), show_default=value is not inspect.Parameter.empty)
         annotation = Annotated[hints[f.name], option]
@@ -119,7 +127,7 @@ def typer_overrides(cls: type, run: Callable[..., Any], *, extra: list[inspect.P
         if not meta.get("flag", True):
             continue
         kind = meta.get("cli_type") or hints[f.name]
-        decls = f"{flag(f.name)}/--no-{flag(f.name)[2:]}" if kind is bool else flag(f.name)
+        decls = _decls(f.name, meta, kind)
         shown = meta.get("show_default") or shown_default(f.default if f.default is not MISSING else None)
         option = typer.Option(decls, help=meta.get("help", ""), hidden=meta.get("hidden", False),
                               metavar=meta.get("metavar"), show_default=shown)

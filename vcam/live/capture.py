@@ -1,6 +1,8 @@
 """Capture: read the source on its own thread and keep only its newest frame (``mailbox``).
 
 A camera that disappears is reopened with backoff while the last frame keeps being sent.
+On demand (``vcam.live.on_demand``), the camera is released while no app watches (its light
+goes off) and opened again when one does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from engines.errors import KdcamError
 from vcam.live.mailbox import LatestFrame
+from vcam.live.on_demand import Demand
 from vcam.live.sources import FrameSource, SourceFactory, fit_into
 from vcam.live.stage import StageThread
 from vcam.live.stats import LiveStats
@@ -36,6 +39,7 @@ class CaptureThread(StageThread):
         stop: threading.Event,
         log: Callable[[str], None],
         backoff: tuple[float, float] = (0.25, 5.0),
+        demand: Demand | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__(name="kdcam-capture", stop=stop, output=mailbox)
@@ -45,6 +49,7 @@ class CaptureThread(StageThread):
         self._stats = stats
         self._log = log
         self._backoff = backoff
+        self._demand = demand
         self._clock = clock
 
     def _release(self) -> None:
@@ -64,7 +69,17 @@ class CaptureThread(StageThread):
         staging = self._staging_for(source)
         mailbox, stats, clock = self._mailbox, self._stats, self._clock
         seq = 0
+        demand = self._demand
         while not self._halt.is_set():
+            if demand is not None and not demand.active:
+                source.close()
+                self._source = source = None
+                source = self._sleep()
+                if source is None:
+                    return
+                self._source = source
+                staging = self._staging_for(source)
+                continue
             slot = mailbox.writable()
             frame = source.read(slot.frame if staging is None else staging)
             if frame is None:
@@ -104,4 +119,29 @@ class CaptureThread(StageThread):
             self._stats.reconnects += 1
             self._log(f"kdcam: reconnected: {source.info.name} {source.info.width}x{source.info.height}")
             return source
+        return None
+
+    def _sleep(self) -> FrameSource | None:
+        """Idle: the camera is released; wait for an app, then open it again, retrying with backoff
+        (said once) while the still frame goes out. None when the run stops meanwhile."""
+        demand, halt = self._demand, self._halt
+        self._log("kdcam: on demand: no app is watching; the camera is released (a still frame goes out)")
+        said = False
+        while not halt.is_set():
+            if not demand.wait(active=True, timeout=0.1):
+                continue
+            delay, longest = self._backoff
+            while not halt.is_set() and demand.active:
+                try:
+                    source = self._factory()
+                except KdcamError as err:
+                    if not said:
+                        self._log(f"kdcam: on demand: an app is watching, but the camera did not open ({err}); "
+                                  "retrying with backoff (the still frame goes out meanwhile)")
+                        said = True
+                    halt.wait(delay)
+                    delay = min(delay * 2, longest)
+                    continue
+                self._log(f"kdcam: on demand: an app is watching; {source.info.name} is open again")
+                return source
         return None

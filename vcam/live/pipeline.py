@@ -25,6 +25,7 @@ import numpy as np
 
 from vcam.live.capture import CaptureThread
 from vcam.live.mailbox import FrameSlot, LatestFrame
+from vcam.live.on_demand import Demand
 from vcam.live.sources import FrameSource, SourceFactory
 from vcam.live.stage import StageThread, default_log
 from vcam.live.controls.state import Controls
@@ -152,6 +153,7 @@ def run_loop(
     max_frames: int | None = None,
     duration: float | None = None,
     report_every: float | None = 1.0,
+    demand: Demand | None = None,
     log: Callable[[str], None] = default_log,
 ) -> dict:
     """Run the three stages over an opened ``source`` until stopped; returns the summary.
@@ -161,10 +163,12 @@ def run_loop(
     re-raised here. ``current_engine`` (a switchable engine's ``current``) replaces ``engine``.
     ``keep_before``: keep each frame's input beside it (the preview's and the panel's "before"),
     always, or, as a callable, only while it says so (the panel, while a page is open).
+    ``demand``: on demand, the camera is released and a still frame sent while it is idle.
     """
     inbox = LatestFrame(shape=shape)
     outbox = LatestFrame(shape=shape, with_before=bool(keep_before))
-    capture = CaptureThread(source=source, factory=factory, mailbox=inbox, stats=stats, stop=stop, log=log)
+    capture = CaptureThread(source=source, factory=factory, mailbox=inbox, stats=stats, stop=stop, log=log,
+                            demand=demand)
     process = ProcessThread(
         current_engine=current_engine or (lambda: engine),
         inbox=inbox,
@@ -174,7 +178,8 @@ def run_loop(
         stop=stop,
         wants_before=keep_before if callable(keep_before) else lambda: True,
     )
-    sender = PacedSender(fps=fps, sinks=sinks, observers=observers, stats=stats)
+    sender = PacedSender(fps=fps, sinks=sinks, observers=observers, stats=stats, demand=demand)
+    stats.demand = demand
     reporting_done = threading.Event()
     reporter = (
         StatsReporter(stats=stats, controls=controls, every=report_every, done=reporting_done) if report_every else None

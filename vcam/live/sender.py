@@ -15,6 +15,10 @@ drifts. Sources whose frames land all over the period (24 fps into 30) leave it 
 A frame that is being made when its tick comes (processing ran a little long) is waited
 for, up to a third of a period, and sent late by that much rather than a whole period
 later as a repeat would make it; the next tick stays on the grid, so the rate holds.
+
+On demand (``vcam.live.on_demand``), while no app watches, it sends a still frame instead (the
+last frame, dimmed and labelled: ``vcam.live.still_frame``) at ``STILL_FPS``, to the sinks only
+(a recording skips the idle time), until the first frame captured after the wake-up.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from vcam.live.mailbox import FrameSlot, LatestFrame
+from vcam.live.on_demand import STILL_FPS, Demand
+from vcam.live.still_frame import draw_still
 from vcam.live.stats import LiveStats
 
 #: a tick with no new frame waits up to 1/GRACE_PERIODS of a period for one being made
@@ -83,9 +89,12 @@ class PacedSender:
         sinks: Sequence[Sink],
         stats: LiveStats,
         observers: Sequence[Observer] = (),
+        demand: Demand | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._period = 1.0 / fps
+        self._demand = demand
+        self._still: np.ndarray | None = None  # made on the first pause, then reused
         self._grace = self._period / GRACE_PERIODS
         self._sinks = tuple(sinks)
         self._observers = tuple(observers)
@@ -131,6 +140,13 @@ class PacedSender:
             sent += 1
             if sent == limit or now >= t_end:
                 return sent
+            if self._demand is not None and not self._demand.active:
+                newer = self._pause(mailbox=mailbox, stop=stop, last=slot, t_end=t_end)
+                if newer is None:
+                    return sent
+                slot, fresh, wait = newer, True, 0.0
+                next_tick = clock()
+                continue
             next_tick += period - lock.tick(wait if fresh else None)
             if next_tick < now - period:
                 next_tick = now + period  # fell far behind (a stall): restart the grid, do not burst
@@ -147,3 +163,28 @@ class PacedSender:
                 return sent  # the source ended and its last frame went out
             else:
                 fresh = False
+
+    def _pause(self, *, mailbox: LatestFrame, stop: threading.Event, last: FrameSlot, t_end: float) -> FrameSlot | None:
+        """Idle: the still frame at STILL_FPS until a frame captured after the wake-up comes (one
+        made before the pause is dropped); returns it, or None when the run ends meanwhile."""
+        demand, clock, sinks, stats = self._demand, self._clock, self._sinks, self._stats
+        if self._still is None:
+            self._still = np.empty_like(last.frame)
+        still = draw_still(self._still, last.frame)
+        period = 1.0 / STILL_FPS
+        next_send = clock()
+        while not stop.is_set():
+            now = clock()
+            if now >= t_end:
+                return None
+            if now >= next_send:
+                for sink in sinks:
+                    sink(still)
+                stats.stills += 1
+                next_send = now + period
+            newer = mailbox.take(timeout=max(0.0, min(next_send, t_end) - clock()))
+            if newer is not None and demand.active and newer.t_capture >= demand.woke_at:
+                return newer
+            if newer is None and mailbox.closed:
+                return None
+        return None

@@ -32,6 +32,7 @@ from vcam.live.engine_switch import EngineSwitch, warm_up
 from vcam.live.controls.keys import TerminalKeys, key_actions
 from engines.foundation.values import AUTO
 from vcam.live.model_choice import choose_model
+from vcam.live.on_demand import start_on_demand
 from vcam.live.panel_link import PanelFrames, session_panel
 from vcam.live.pipeline import FrameLog, run_loop
 from vcam.live.controls.preview import Preview, check_display
@@ -42,8 +43,8 @@ from vcam.live.sender import Observer, Sink
 from vcam.live.stats import LiveStats, format_summary
 
 
-def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, shape, sysfs_root: Path, log) -> Sink:
-    """Open the virtual camera for the run (closed with ``stack``); returns its send function."""
+def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, shape, sysfs_root: Path, log):
+    """Open the virtual camera for the run (closed with ``stack``); returns the pyvirtualcam camera."""
     from vcam.media.virtual_camera import open_virtual_camera
 
     height, width = shape[:2]
@@ -59,7 +60,7 @@ def _open_vcam(stack: contextlib.ExitStack, s: LiveSettings, shape, sysfs_root: 
         )
     )
     log(f"kdcam: virtual camera {cam.device} ({cam.backend}): {width}x{height} @ {s.fps:g} fps BGR")
-    return cam.send
+    return cam
 
 
 def _model_choices(model: str | Path | None) -> tuple[str, dict[str, str | Path]]:
@@ -104,7 +105,8 @@ class _Session:
             + describe_source(self.source.info, asked_size=s.size, asked_fps=s.fps, camera=isinstance(s.device, int))
         )
         self.shape = output_shape(self.source.info, s.size)
-        self.sinks: list[Sink] = [_open_vcam(stack, s, self.shape, sysfs_root, log)] if s.vcam else []
+        self.vcam = _open_vcam(stack, s, self.shape, sysfs_root, log) if s.vcam else None
+        self.sinks: list[Sink] = [self.vcam.send] if self.vcam is not None else []
         model = None if s.model is None or str(s.model) == AUTO else s.model
         name, choices = _model_choices(model)
         if engine is None and model is None:  # auto: the chosen model, already read once
@@ -230,6 +232,11 @@ def run_live(
         controls = session.controls
         start = {"strength": controls.strength, "engine": controls.engine, "model": controls.model}
         handler.set(partial(handle_request, controls=controls, save=lambda: _save(controls, s, start)))
+        demand, watch = start_on_demand(mode=s.on_demand, device=getattr(session.vcam, "device", None),
+                                        backend=getattr(session.vcam, "backend", None), stop=stop, log=log)
+        if watch is not None:
+            stack.callback(watch.join, 1.0)
+            stack.callback(stop.set)  # runs first: the watch ends with the session, however it ends
         frames = FrameLog() if frame_log is not None else None
         observers = session.observers + ([frames] if frames is not None else [])
         if s.preview:
@@ -260,6 +267,7 @@ def run_live(
                 max_frames=s.max_frames,
                 duration=s.duration,
                 report_every=report_every,
+                demand=demand,
                 log=log,
             )
         summary.update(signal=stopped.signum, changes=list(controls.changes))

@@ -141,6 +141,11 @@ class LiveSettings:
     # the panel's port on 127.0.0.1; 0 takes a free one
     panel_port: int = opt(0, "Port of the control panel on 127.0.0.1 (0: a free one).", parse=parse_port,
                           config=(int,), cli_type=int)
+    # None: on demand where it works (Linux with a v4l2loopback device: vcam.live.on_demand), else always on
+    on_demand: bool | None = opt(None, "On demand: release the camera and send a still frame while no app watches "
+                                 "the virtual camera (--always-on: keep it running).", parse=parse_bool, config=BOOL,
+                                 cli_type=bool, negative="--always-on",
+                                 show_default="on demand with v4l2loopback on Linux")
     max_frames: int | None = opt(None, "Stop after sending this many frames.", parse=parse_positive_int)
     duration: float | None = opt(None, "Stop after this many seconds.", parse=parse_duration)
     # where `kdcam ctl save` writes the settings changed live (the config file read, or the default one)

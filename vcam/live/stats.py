@@ -65,6 +65,9 @@ class LiveStats:
         self.sent = 0  # written by the sender
         self.repeated = 0  # sends that repeated the previous frame
         self.reconnects = 0
+        self.stills = 0  # still frames sent while no app watched (on demand)
+        #: the on-demand state (vcam.live.on_demand.Demand), None when always on
+        self.demand = None
         self.last_line = ""  # the latest live line, for the preview overlay
         self._clock = clock
         self._window = LatencyHistogram()
@@ -108,6 +111,9 @@ class LiveStats:
             f"latency p50 {self._window.percentile_ms(50):5.1f} ms p95 {self._window.percentile_ms(95):5.1f} ms | "
             f"CPU {cores:4.2f} cores | {self.engine}"
         )
+        if self.demand is not None:
+            active, idle = self.demand.seconds()
+            text += f" | {'active' if self.demand.active else 'idle'}: active {active:.0f} s, idle {idle:.0f} s"
         self._last = _Snapshot(now, self.captured, self.processed, self.sent)
         self._window.reset()
         self.last_line = text
@@ -123,7 +129,12 @@ class LiveStats:
     def summary(self) -> dict:
         """Totals and rates since the start (or ``restart_clock``)."""
         wall = max(self._clock() - self._t_start, 1e-9)
+        demand = {}
+        if self.demand is not None:
+            active, idle = self.demand.seconds()
+            demand = {"active_s": active, "idle_s": idle, "wakes": self.demand.wakes, "stills": self.stills}
         return {
+            **demand,
             "seconds": wall,
             "captured": self.captured,
             "processed": self.processed,
@@ -149,6 +160,9 @@ def format_summary(summary: dict) -> str:
         f"added latency p50 {s['latency_p50_ms']:.1f} ms p95 {s['latency_p95_ms']:.1f} ms, "
         f"CPU {s['cpu_cores']:.2f} cores, reconnects {s['reconnects']}, engine {s['engine']}"
     )
+    if "idle_s" in s:
+        text += (f"; on demand: active {s['active_s']:.1f} s, idle {s['idle_s']:.1f} s "
+                 f"({s['wakes']} wake-ups, {s['stills']} still frames)")
     if "recorded" in s:
         text += (f"; recorded {s['recorded']} frames ({s['recorded_seconds']:.1f} s) to {s['recording']}"
                  + (f", {s['recorded_dropped']} dropped (the encoder fell behind)" if s["recorded_dropped"] else ""))
