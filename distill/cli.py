@@ -8,19 +8,41 @@ own as ``python -m distill.cli`` (e.g. ``torchrun --nproc_per_node N -m distill.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from distill.config import EvaluateConfig, LabelConfig, TeacherConfig, TrainConfig
+from engines.errors import KdcamError
 from engines.foundation.cli import run_cli
 from engines.foundation.cli import typer_app
 from engines.foundation.options import typer_command
+from engines.model.needs_torch import TORCH_EXTRA, missing, named
 
 app = typer_app("distill", "Train and ship the student: fit-teacher, label, train, evaluate, export.")
+
+#: the modules of the ``train`` extra that ``kdcam distill`` imports (a plain ``pip install kdcam`` has none)
+TRAIN_MODULES = ("torch", "onnx", "onnxscript", "skimage", "matplotlib", "tqdm")
+
+
+def needs_train_extra(command: Callable) -> Callable:
+    """``command``, run only once every training module is installed: else one error line
+    naming the extra, before any work starts (``--help`` and option errors do not need them)."""
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        absent = missing(TRAIN_MODULES)
+        if absent:
+            raise KdcamError(f"kdcam distill needs {named(absent)}, which {'is' if len(absent) == 1 else 'are'} "
+                             f"not installed: {TORCH_EXTRA}")
+        return command(*args, **kwargs)
+
+    return checked
 
 
 def _print_json(data: dict) -> None:
@@ -53,13 +75,14 @@ def evaluate(config: EvaluateConfig) -> None:
     typer.echo(f"results in {config.out}/results.md")
 
 
-app.command("train")(typer_command(TrainConfig, train))
-app.command("fit-teacher")(typer_command(TeacherConfig, fit_teacher))
-app.command("label")(typer_command(LabelConfig, label))
-app.command("evaluate")(typer_command(EvaluateConfig, evaluate))
+app.command("train")(typer_command(TrainConfig, needs_train_extra(train)))
+app.command("fit-teacher")(typer_command(TeacherConfig, needs_train_extra(fit_teacher)))
+app.command("label")(typer_command(LabelConfig, needs_train_extra(label)))
+app.command("evaluate")(typer_command(EvaluateConfig, needs_train_extra(evaluate)))
 
 
 @app.command("export")
+@needs_train_extra
 def export(
     output: Annotated[Path, typer.Option(help="The shipped checkpoint, PATH.safetensors (+ .json, .onnx).")],
     run: Annotated[Optional[Path], typer.Option(help="A run folder of `kdcam distill train`.")] = None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engines.base import DeltaEngine
+from engines.foundation.installed import installed
 from engines.model.onnx_cache import onnx_for
 
 if TYPE_CHECKING:
@@ -15,11 +16,8 @@ if TYPE_CHECKING:
 
 
 def availability() -> str | None:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "onnxruntime is not installed (pip install onnxruntime)"
-    return None
+    """None when the onnxruntime package is installed (found, not imported: that is the engine's own start)."""
+    return None if installed("onnxruntime") else "onnxruntime is not installed (pip install onnxruntime)"
 
 
 class OnnxRuntimeEngine(DeltaEngine):

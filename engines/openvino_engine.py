@@ -13,6 +13,7 @@ import numpy as np
 
 from engines.base import DeltaEngine
 from engines.errors import KdcamError
+from engines.foundation.installed import installed
 from engines.model.onnx_cache import onnx_for
 
 if TYPE_CHECKING:
@@ -22,11 +23,8 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def availability() -> str | None:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return "openvino is not installed (pip install 'kdcam[openvino]')"
-    return None
+    """None when the openvino package is installed (found, not imported: that is the engine's own start)."""
+    return None if installed("openvino") else "openvino is not installed (pip install openvino)"
 
 
 def supports_bf16(core) -> bool:

@@ -7,19 +7,16 @@ CPU start never imports it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
-from engines.model.needs_torch import TORCH_EXTRA
+from engines.foundation.installed import installed
+from engines.model.needs_torch import GPU_EXTRA, TORCH_EXTRA
 
 
 def torch_installed() -> bool:
     """Whether ``import torch`` would find a package (nothing is imported)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
+    return installed("torch")
 
 
 def no_nvidia_driver() -> bool:
@@ -41,7 +38,7 @@ def cuda_availability() -> str | None:
     if no_nvidia_driver():
         return "no CUDA GPU (no NVIDIA driver loaded)"
     if not torch_installed():
-        return f"PyTorch is not installed ({TORCH_EXTRA})"
+        return f"PyTorch is not installed ({GPU_EXTRA})"
     import torch
 
     return None if torch.cuda.is_available() else "no CUDA GPU visible to PyTorch"

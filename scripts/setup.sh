@@ -16,7 +16,7 @@ else
   echo "setup: no NVIDIA GPU: installing the CPU build of PyTorch 2.13.0" >&2
 fi
 $PIP install -q "torch==2.13.0"
-$PIP install -q -e ".[openvino,test]"
+$PIP install -q -e ".[train,test]"
 # The panel's browser test drives Debian's chromium (never a browser that `playwright install` downloads).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null 2>&1; then
   { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \

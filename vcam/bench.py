@@ -1,9 +1,9 @@
 """``kdcam bench``: engine-only frames per second, every number measured in the same run.
 
 Rows: every available engine on the given student, the seed-style SRCNN reference
-(9-5-5, 64/32 channels, random weights: speed only; building it needs PyTorch, so without
-it that row is left out, and said so) on the same engines, and OpenCV's unsharp mask as the
-classical baseline. Ratios are taken within the run.
+(9-5-5, 64/32 channels, random weights: speed only; building it needs PyTorch and the ONNX
+exporter, so without them that row is left out, and said so) on the same engines, and
+OpenCV's unsharp mask as the classical baseline. Ratios are taken within the run.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from engines.classical import unsharp_mask
 from engines.errors import KdcamError, shown
 from engines.foundation.timing import machine_name, time_fps
 from engines.foundation.values import BENCH_SIZES, DEFAULT_FPS
-from engines.model.needs_torch import TORCH_EXTRA
+from engines.model.needs_torch import EXPORT_MODULES, TORCH_EXTRA, missing, named
 from engines.registry import engine_options
-from engines.torch_check import torch_installed
 
 
 def _srcnn_checkpoint(folder: Path) -> Path:
@@ -57,8 +56,10 @@ def run_bench(
     for name in names:
         if status.get(name, "unknown engine") is not None:
             raise KdcamError(f"cannot bench engine {shown(name)}: {status.get(name, 'unknown engine')}")
-    if srcnn and not torch_installed():
-        print(f"kdcam: bench: no SRCNN reference row: building it needs PyTorch ({TORCH_EXTRA})", file=sys.stderr)
+    absent = missing(EXPORT_MODULES) if srcnn else []
+    if absent:
+        print(f"kdcam: bench: no SRCNN reference row: building it needs {named(absent)} ({TORCH_EXTRA})",
+              file=sys.stderr)
         srcnn = False
     rng = np.random.default_rng(0)
     rows: list[dict] = []

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from engines.atomic import atomic_path, disk_full, recover_partials, why
 from engines.errors import KdcamError
@@ -65,6 +64,16 @@ def sharpen_image(engine, src: Path, dst: Path, *, strength: float, max_pixels: 
             raise KdcamError(f"{dst}: OpenCV could not write the PNG ({cause})")
 
 
+def _progress_bar(*, disable: bool):
+    """A frame counter on stderr (rich, which the CLI already has; no training package)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+               TimeElapsedColumn())
+    return Progress(*columns, console=Console(file=sys.stderr), disable=disable)
+
+
 def sharpen_video(engine, job: Job, *, strength: float, partial: bool = False, progress: bool = True) -> int:
     """Sharpen every frame of ``job.src`` into ``job.dst``; returns the number of frames written."""
     cap = cv2.VideoCapture(str(job.src), cv2.CAP_FFMPEG)
@@ -76,13 +85,12 @@ def sharpen_video(engine, job: Job, *, strength: float, partial: bool = False, p
         h, w = frame.shape[:2]
         count = 0
         with atomic_path(job.dst) as tmp, VideoWriter(tmp, width=w, height=h, fps=fps, name=job.dst) as writer:
-            with tqdm(
-                total=job.frames or None, unit="frame", desc=job.src.name, disable=not progress, file=sys.stderr
-            ) as bar:
+            with _progress_bar(disable=not progress) as bar:
+                task = bar.add_task(job.src.name, total=job.frames or None)
                 while ok:
                     writer.write(engine.sharpen(frame, strength=strength))
                     count += 1
-                    bar.update()
+                    bar.advance(task)
                     ok, frame = cap.read()
             if job.frames and count < job.frames and not partial:
                 raise KdcamError(

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engines.foundation.cache_dir import cache_dir
-from engines.model.needs_torch import require_torch
+from engines.model.needs_torch import EXPORT_MODULES, require_torch
+from engines.model.onnx_props import NotOnnx, metadata_props
 
 if TYPE_CHECKING:
     from engines.model.checkpoint import ResolvedModel
@@ -34,16 +35,15 @@ def onnx_stamp(weights_sha: str, graph: str, precision: str) -> dict[str, str]:
 
 
 def is_current(onnx_path: Path, stamp: dict[str, str]) -> bool:
-    """Whether ``onnx_path`` was exported from these weights by this graph version."""
-    import onnx
-
+    """Whether ``onnx_path`` was exported from these weights by this graph version (read
+    without the onnx package, so the CPU engines need neither it nor PyTorch)."""
     if not onnx_path.is_file():
         return False
     try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception:  # a corrupt cache entry is simply re-exported
+        with open(onnx_path, "rb") as f:
+            props = metadata_props(f)
+    except (OSError, NotOnnx):  # a corrupt cache entry is simply re-exported
         return False
-    props = {p.key: p.value for p in model.metadata_props}
     return all(props.get(k) == v for k, v in stamp.items())
 
 
@@ -51,7 +51,7 @@ def write_onnx(model: ResolvedModel, onnx_path: Path, *, graph: str = "delta", p
     """Export the model's graph to ``onnx_path``, stamped with the weights' sha256 (needs PyTorch)."""
     sibling = sibling_onnx(model.path, graph=graph, precision=precision)
     beside = "its ONNX graph beside it is stale" if sibling.is_file() else "has no ONNX graph beside it"
-    require_torch(f"{model.path}: this checkpoint {beside} ({sibling.name}); exporting one")
+    require_torch(f"{model.path}: this checkpoint {beside} ({sibling.name}); exporting one", modules=EXPORT_MODULES)
     from engines.model.onnx_export import export_onnx
 
     meta = onnx_stamp(model.sha256, graph, precision)
