@@ -14,6 +14,7 @@ where the per-frame graph runs:
 
 from __future__ import annotations
 
+import time
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -129,6 +130,8 @@ class DeltaEngine(FrameEngine):
     def __init__(self, *, multiple: int, luma: bool) -> None:
         super().__init__(multiple=multiple)
         self._luma = luma
+        #: called with each frame's ``convert=`` and ``network=`` CPU seconds (a benchmark's profile), or None
+        self.profile = None
 
     def _infer(self, planes: np.ndarray, strength: float, pos: np.ndarray, neg: np.ndarray) -> None:
         raise NotImplementedError
@@ -142,13 +145,18 @@ class DeltaEngine(FrameEngine):
             self._neg3 = np.empty((height, width, 3), np.uint8)
 
     def _process(self, frame: np.ndarray, strength: float, out: np.ndarray) -> None:
+        clock = time.thread_time
+        t0 = clock()
+        planes = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=self._grey) if self._luma else frame
+        t1 = clock()
+        self._infer(planes, strength, self._pos, self._neg)
+        t2 = clock()
         if self._luma:
-            cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=self._grey)
-            self._infer(self._grey, strength, self._pos, self._neg)
             pos = cv2.cvtColor(self._pos, cv2.COLOR_GRAY2BGR, dst=self._pos3)
             neg = cv2.cvtColor(self._neg, cv2.COLOR_GRAY2BGR, dst=self._neg3)
         else:
-            self._infer(frame, strength, self._pos, self._neg)
             pos, neg = self._pos, self._neg
         cv2.add(frame, pos, dst=out)
         cv2.subtract(out, neg, dst=out)
+        if self.profile is not None:
+            self.profile(convert=t1 - t0 + clock() - t2, network=t2 - t1)

@@ -64,17 +64,21 @@ class OpenVinoEngine(DeltaEngine):
         compiled = self._core.compile_model(model, "CPU", self._config)
         self._request = compiled.create_infer_request()
         self._compiled_shape = shape
+        self._bound = None  # the buffers the request's tensors point at (bound once, not per frame)
 
     def _infer(self, planes: np.ndarray, strength: float, pos: np.ndarray, neg: np.ndarray) -> None:
         if self._compiled_shape != planes.shape:
             self._compile(planes.shape)
-        self._strength[0] = strength
+        self._strength[0] = strength  # read in place by the bound tensor
         req = self._request
-        req.set_tensor("planes", self._ov.Tensor(planes, shared_memory=True))
-        req.set_tensor("strength", self._ov.Tensor(self._strength, shared_memory=True))
-        # The results land straight in our preallocated buffers.
-        req.set_tensor("delta_pos", self._ov.Tensor(pos, shared_memory=True))
-        req.set_tensor("delta_neg", self._ov.Tensor(neg, shared_memory=True))
+        bound = (planes.ctypes.data, pos.ctypes.data, neg.ctypes.data)
+        if bound != self._bound:  # a tensor keeps its array alive, so an address names one buffer
+            req.set_tensor("planes", self._ov.Tensor(planes, shared_memory=True))
+            req.set_tensor("strength", self._ov.Tensor(self._strength, shared_memory=True))
+            # The results land straight in our preallocated buffers.
+            req.set_tensor("delta_pos", self._ov.Tensor(pos, shared_memory=True))
+            req.set_tensor("delta_neg", self._ov.Tensor(neg, shared_memory=True))
+            self._bound = bound
         req.infer()
 
     def describe(self) -> str:

@@ -2,7 +2,8 @@
 
 The file is scaled to ``size``, looped, and paced at ``fps`` like a live camera, so the
 numbers are what a webcam of that size and rate would see: sustained sent fps, added
-latency (capture -> sent) p50/p95, and CPU cores used (process CPU time / wall time).
+latency (capture -> sent) p50/p95, CPU cores used (process CPU time / wall time), and where
+that CPU goes, stage by stage (``vcam.live.profile``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from vcam.live.sources import describe_source, open_video, output_shape
 from vcam.live.settings import parse_duration
 from engines.foundation.values import AUTO, DEFAULT_FPS, DEFAULT_SIZE, parse_fps, parse_size
 from vcam.live.controls.state import Controls
-from vcam.live.engine_switch import warm_up
+from vcam.live.engine_switch import live_engine, warm_up
 from vcam.live.model_choice import choose_model
 from vcam.live.pipeline import run_loop
+from vcam.live.profile import StageProfile, format_profile
 from vcam.live.controls.protocol import handle_request
 from vcam.live.panel_link import PanelFrames, PanelStats
 from vcam.live.stats import LiveStats
@@ -48,8 +50,6 @@ def run_pipeline_bench(
     for the whole run, in a process of its own, reading the live preview)."""
     if panel not in PANEL_MODES:
         raise KdcamError(f"bad --panel {shown(panel)}: use one of {', '.join(PANEL_MODES)}")
-    from engines import create_engine
-
     size = parse_size(f"{size[0]}x{size[1]}")
     fps = parse_fps(fps)
     seconds = parse_duration(seconds, what="--seconds")
@@ -61,7 +61,7 @@ def run_pipeline_bench(
     try:
         if model is None or str(model) == AUTO:
             _, model = choose_model(engine=engine, size=size, fps=fps, log=default_log)
-        runner = create_engine(engine, model=model)
+        runner = live_engine(engine, model=model)
     except BaseException:
         opened.close()
         raise
@@ -77,6 +77,7 @@ def run_pipeline_bench(
         page: dict = {}  # what the watching page received, filled when it closes
         with contextlib.ExitStack() as stack:
             frames = _bench_panel(stack, panel, controls, stats, page) if panel != "off" else None
+            profile = StageProfile()
             summary = run_loop(
                 source=opened,
                 factory=factory,
@@ -90,9 +91,14 @@ def run_pipeline_bench(
                 keep_before=frames.watching if frames is not None else False,
                 duration=seconds,
                 report_every=None,
+                profile=profile,
             )
     finally:
         runner.close()
+    summary["stages"] = profile.report(wall_s=summary["seconds"], frames=summary["processed"],
+                                       process_cpu_s=summary["cpu_cores"] * summary["seconds"])
+    default_log("kdcam bench: where the CPU goes (per processed frame; cores = CPU seconds per second)\n"
+                + format_profile(summary["stages"]))
     summary.update(size=f"{size[0]}x{size[1]}", target_fps=fps, source=str(source), panel=panel)
     if page:
         summary["panel_page"] = page

@@ -26,6 +26,11 @@ FULL_HD = (1920, 1080)
 BENCH_SIZES = (DEFAULT_SIZE, FULL_HD)
 #: a published frame's sides (a TensorRT profile passes its own, wider bounds)
 MIN_SIDE, MAX_SIDE = 16, 7680
+#: inference threads of a CPU engine in the live loop: one. A call needs 30 frames a second, not the lowest
+#: latency per frame: a second thread made a 720p frame about 40% sooner but cost 30% more CPU (its workers
+#: spin between frames), and the call itself needs the other cores. `kdcam sharpen` and the engine-only
+#: bench use every core.
+LIVE_THREADS = 1
 #: 0 is the input, 1 the trained model; up to MAX_STRENGTH extrapolates
 DEFAULT_STRENGTH = 1.0
 MAX_STRENGTH = 2.0

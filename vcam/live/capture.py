@@ -16,6 +16,7 @@ import numpy as np
 from engines.errors import KdcamError
 from vcam.live.mailbox import LatestFrame
 from vcam.live.on_demand import Demand
+from vcam.live.profile import StageProfile
 from vcam.live.sources import FrameSource, SourceFactory, fit_into
 from vcam.live.stage import StageThread
 from vcam.live.stats import LiveStats
@@ -40,9 +41,10 @@ class CaptureThread(StageThread):
         log: Callable[[str], None],
         backoff: tuple[float, float] = (0.25, 5.0),
         demand: Demand | None = None,
+        profile: StageProfile | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        super().__init__(name="kdcam-capture", stop=stop, output=mailbox)
+        super().__init__(name="kdcam-capture", stop=stop, output=mailbox, profile=profile)
         self._source: FrameSource | None = source
         self._factory = factory
         self._mailbox = mailbox
@@ -69,7 +71,7 @@ class CaptureThread(StageThread):
         staging = self._staging_for(source)
         mailbox, stats, clock = self._mailbox, self._stats, self._clock
         seq = 0
-        demand = self._demand
+        demand, profile, cpu = self._demand, self._profile, time.thread_time
         while not self._halt.is_set():
             if demand is not None and not demand.active:
                 source.close()
@@ -81,7 +83,9 @@ class CaptureThread(StageThread):
                 staging = self._staging_for(source)
                 continue
             slot = mailbox.writable()
+            t0 = cpu()
             frame = source.read(slot.frame if staging is None else staging)
+            t1 = cpu()
             if frame is None:
                 if source.finite:
                     self._log(f"kdcam: {source.info.name} ended")
@@ -96,6 +100,9 @@ class CaptureThread(StageThread):
                 continue
             if frame is not slot.frame:
                 fit_into(frame, slot.frame)
+            if profile is not None:
+                profile.add("decode", t1 - t0)
+                profile.add("resize", cpu() - t1)
             slot.t_capture = clock()
             slot.pos = source.pos
             seq += 1

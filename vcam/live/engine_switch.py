@@ -17,6 +17,16 @@ import numpy as np
 from engines.errors import KdcamError
 
 
+def live_engine(name: str, *, model, quiet: bool = False):
+    """An engine for the live loop: a CPU runtime runs on ``LIVE_THREADS`` inference threads
+    (``engines.foundation.values``); a GPU runtime takes no thread count."""
+    from engines import create_engine
+    from engines.foundation.values import LIVE_THREADS
+    from engines.registry import engine_options
+
+    return create_engine(name, model=model, quiet=quiet, **engine_options(name, threads=LIVE_THREADS))
+
+
 def warm_up(engine, *, shape: tuple[int, int, int], strength: float) -> None:
     """First runs are several times slower (compilation, allocation): pay that before the
     first real frame so it does not show up as latency."""
@@ -53,12 +63,10 @@ class EngineSwitch:
 
     def switch(self, model: str | None, engine_name: str | None, *, timeout: float = 10.0) -> None:
         """Build ``model`` on ``engine_name`` (None: keep the current one), then swap it in."""
-        from engines import create_engine
-
         model = self.model if model is None else model
         engine_name = engine_name or self.engine_name
         try:
-            new = create_engine(engine_name, model=model, quiet=True)
+            new = live_engine(engine_name, model=model, quiet=True)
             warm_up(new, shape=self._shape, strength=self._strength())
         except KdcamError as err:
             from engines.model.checkpoint import ResolvedModel  # loaded by create_engine already

@@ -1,8 +1,9 @@
 """``--model auto``: the best installed model whose frame time fits the frame budget here.
 
 The installed models (``engines.model.zoo.ORDER``, best first) are timed on the engine
-that will run them, at the frame size that will be published: the first whose median
-frame time is within ``HEADROOM`` of the frame period wins (the rest of the period is for
+that will run them, as the live loop runs it (``LIVE_THREADS`` inference threads), at the
+frame size that will be published: the first whose median frame time (on one thread: its CPU
+time) is within ``HEADROOM`` of the frame period wins (the rest of the period is for
 capture, colour conversion, sending, and whatever else the machine runs during a call);
 if none fits, the fastest. A measurement takes a second or two per model and is cached per
 machine, engine, frame size and model file, so the next start decides at once. One line
@@ -39,16 +40,17 @@ def _read_cache() -> dict:
 def frame_time(model, *, engine: str, size: tuple[int, int], cache: dict) -> tuple[float, bool]:
     """Seconds per frame of ``model`` (a ResolvedModel) on ``engine`` at ``size``, and
     whether it came from the cache."""
-    from engines import create_engine
+    from engines.foundation.values import LIVE_THREADS
     from engines.registry import pick_engine
+    from vcam.live.engine_switch import live_engine
 
     spec, _ = pick_engine(engine)
-    key = f"{machine_name()}|{spec.name}|{size[0]}x{size[1]}|{model.sha256[:16]}"
+    key = f"{machine_name()}|{spec.name}|{size[0]}x{size[1]}|{model.sha256[:16]}|threads {LIVE_THREADS}"
     if isinstance(cache.get(key), float):
         return cache[key], True
     frame = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     out = np.empty_like(frame)
-    with create_engine(spec.name, model=model, quiet=True) as runner:
+    with live_engine(spec.name, model=model, quiet=True) as runner:
         seconds = 1.0 / time_fps(lambda: runner.sharpen(frame, out=out), min_runs=8, min_seconds=0.5, max_seconds=3.0)
     cache[key] = seconds
     return seconds, False

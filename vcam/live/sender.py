@@ -31,6 +31,7 @@ import numpy as np
 
 from vcam.live.mailbox import FrameSlot, LatestFrame
 from vcam.live.on_demand import STILL_FPS, Demand
+from vcam.live.profile import StageProfile
 from vcam.live.still_frame import draw_still
 from vcam.live.stats import LiveStats
 
@@ -90,9 +91,11 @@ class PacedSender:
         stats: LiveStats,
         observers: Sequence[Observer] = (),
         demand: Demand | None = None,
+        profile: StageProfile | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._period = 1.0 / fps
+        self._profile = profile
         self._demand = demand
         self._still: np.ndarray | None = None  # made on the first pause, then reused
         self._grace = self._period / GRACE_PERIODS
@@ -130,13 +133,21 @@ class PacedSender:
         fresh = True
         wait = next_tick - slot.t_ready
         sent = 0
+        profile, cpu = self._profile, time.thread_time
         while True:
+            t0 = cpu()
             for sink in sinks:
                 sink(slot.frame)
+            t1 = cpu()
             now = clock()
             stats.on_sent(now - slot.t_capture if fresh else None)
+            t2 = cpu()
             for observe in observers:
                 observe(slot, fresh)
+            if profile is not None:
+                profile.add("send", t1 - t0)
+                profile.add("stats", t2 - t1)
+                profile.add("record", cpu() - t2)
             sent += 1
             if sent == limit or now >= t_end:
                 return sent

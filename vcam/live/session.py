@@ -28,7 +28,7 @@ from vcam.live.settings import LiveSettings, save_settings
 from vcam.live.controls.socket_server import ControlServer
 from vcam.live.controls.protocol import handle_request
 from vcam.live.controls.state import Controls
-from vcam.live.engine_switch import EngineSwitch, warm_up
+from vcam.live.engine_switch import EngineSwitch, live_engine, warm_up
 from vcam.live.controls.keys import TerminalKeys, key_actions
 from engines.foundation.values import AUTO
 from vcam.live.model_choice import choose_model
@@ -113,9 +113,7 @@ class _Session:
             name, model = choose_model(engine=s.engine, size=(self.shape[1], self.shape[0]), fps=s.fps, log=log)
         self.switch: EngineSwitch | None = None
         if engine is None:
-            from engines import create_engine
-
-            engine = create_engine(s.engine, model=model if model is not None else choices.get(name))
+            engine = live_engine(s.engine, model=model if model is not None else choices.get(name))
             stack.callback(lambda: (self.switch or engine).close())  # whichever engine runs at the end
         warm_up(engine, shape=self.shape, strength=s.strength)
         self.engine = engine

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 from vcam.live.mailbox import LatestFrame
-
-
+from vcam.live.profile import StageProfile
 
 
 class StageThread(threading.Thread):
@@ -15,10 +15,12 @@ class StageThread(threading.Thread):
     next stage winds down too. Any error stops the whole loop and is kept in ``error`` for
     the main thread to re-raise."""
 
-    def __init__(self, *, name: str, stop: threading.Event, output: LatestFrame) -> None:
+    def __init__(self, *, name: str, stop: threading.Event, output: LatestFrame,
+                 profile: StageProfile | None = None) -> None:
         super().__init__(name=name, daemon=True)
         self._halt = stop
         self._output = output
+        self._profile = profile
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -30,6 +32,8 @@ class StageThread(threading.Thread):
         finally:
             self._release()
             self._output.close()
+            if self._profile is not None:
+                self._profile.threads[self.name] = time.thread_time()
 
     def _work(self) -> None:
         raise NotImplementedError
