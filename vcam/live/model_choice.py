@@ -23,6 +23,8 @@ from engines.foundation.timing import machine_name, time_fps
 
 #: the share of the frame period the engine may use (half: at 30 fps a model must run at 60 fps or more)
 HEADROOM = 0.5
+#: the longest a model's measurement takes: building its engine (about a second), then timing it
+MEASURE_S = 4.0
 
 
 def _cache_path():
@@ -37,9 +39,10 @@ def _read_cache() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def frame_time(model, *, engine: str, size: tuple[int, int], cache: dict) -> tuple[float, bool]:
+def frame_time(model, *, engine: str, size: tuple[int, int], cache: dict,
+               before_measuring: Callable[[], None] = lambda: None) -> tuple[float, bool]:
     """Seconds per frame of ``model`` (a ResolvedModel) on ``engine`` at ``size``, and
-    whether it came from the cache."""
+    whether it came from the cache (``before_measuring`` is called when it did not)."""
     from engines.foundation.values import LIVE_THREADS
     from engines.registry import pick_engine
     from vcam.live.engine_switch import live_engine
@@ -48,10 +51,12 @@ def frame_time(model, *, engine: str, size: tuple[int, int], cache: dict) -> tup
     key = f"{machine_name()}|{spec.name}|{size[0]}x{size[1]}|{model.sha256[:16]}|threads {LIVE_THREADS}"
     if isinstance(cache.get(key), float):
         return cache[key], True
+    before_measuring()
     frame = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     out = np.empty_like(frame)
     with live_engine(spec.name, model=model, quiet=True) as runner:
-        seconds = 1.0 / time_fps(lambda: runner.sharpen(frame, out=out), min_runs=8, min_seconds=0.5, max_seconds=3.0)
+        seconds = 1.0 / time_fps(lambda: runner.sharpen(frame, out=out), min_runs=8, min_seconds=0.5,
+                                 max_seconds=MEASURE_S - 1.0)
     cache[key] = seconds
     return seconds, False
 
@@ -71,9 +76,18 @@ def choose_model(*, engine: str, size: tuple[int, int], fps: float, log: Callabl
     times: dict[str, float] = {}
     opened = {}
     fresh = False
+    said: list[bool] = []
+
+    def first_measurement() -> None:  # said once, before the first model is timed
+        if not said:
+            said.append(True)
+            log(f"kdcam: --model auto: first start here at {size[0]}x{size[1]} on this engine: timing the "
+                f"{len(names)} installed models to choose one (up to {MEASURE_S:g} s each; cached for later starts)")
+
     for name in names:
         opened[name] = open_model(name)
-        times[name], cached = frame_time(opened[name], engine=engine, size=size, cache=cache)
+        times[name], cached = frame_time(opened[name], engine=engine, size=size, cache=cache,
+                                         before_measuring=first_measurement)
         fresh = fresh or not cached
         if times[name] <= budget:
             break
