@@ -104,12 +104,13 @@ wait_all() {
 }
 
 if [[ $step == students || $step == all ]]; then
-  # the candidates of each member (chosen on validation), the wider candidate, and the alpha = 0 ablation
+  # the candidates of each member (chosen on validation), the alpha = 0 ablation and the wider candidate, the ones
+  # every member needs first (a session that ends between two pairs leaves the most useful runs finished)
   pids=()
-  train quality-alpha1.0 "$QUALITY" 1.0; train quality-alpha1.0-decision "$QUALITY" 1.0 "${DECISION[@]}"; wait_all
-  train fast-alpha1.0-decision "$FAST" 1.0 "${DECISION[@]}"; train wide-alpha1.0-decision "$WIDE" 1.0 "${DECISION[@]}"
+  train quality-alpha1.0-decision "$QUALITY" 1.0 "${DECISION[@]}"; train fast-alpha1.0-decision "$FAST" 1.0 "${DECISION[@]}"
   wait_all
-  train quality-alpha0 "$QUALITY" 0; wait_all
+  train quality-alpha1.0 "$QUALITY" 1.0; train quality-alpha0 "$QUALITY" 0; wait_all
+  train wide-alpha1.0-decision "$WIDE" 1.0 "${DECISION[@]}"; wait_all
 fi
 
 gate() {  # RUN: the second stage of a run, in the background, into RUN-gate
