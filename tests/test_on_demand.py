@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from live_fixtures import InvertEngine, NumberedSource
+
 from vcam.live.controls.state import Controls
 from vcam.live.on_demand import Demand, DemandWatch, start_on_demand
 from vcam.live.pipeline import run_loop
-from vcam.live.still_frame import draw_still
 from vcam.live.stats import LiveStats
+from vcam.live.still_frame import draw_still
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="on demand watches a device node with Linux's inotify")
 
@@ -340,7 +340,7 @@ def test_idle_releases_the_camera_sends_stills_and_an_app_wakes_it(tmp_path):
 
 def test_a_camera_that_fails_to_reopen_is_retried_while_the_still_goes_out(tmp_path):
     camera = RecordingCamera()
-    node, stop, demand, stats, sink, lines, box, thread, watch = _session(tmp_path, camera, idle_after=0.3)
+    node, stop, demand, stats, _sink, lines, _box, thread, watch = _session(tmp_path, camera, idle_after=0.3)
     try:
         assert wait_for(lambda: camera.open == 0 and not demand.active)
         camera._fail_opens = camera.failures + 3  # the next three opens fail (busy)
@@ -365,3 +365,64 @@ def test_the_still_frame_is_the_last_frame_dimmed_and_labelled():
     assert np.all(background == round(200 * 0.35))
     text_rows = still[330:390]
     assert text_rows.max() > 200, "the label is drawn in light grey on the dimmed frame"
+
+
+def test_kdcam_start_on_demand_end_to_end(tmp_path, monkeypatch):
+    """`kdcam start`'s session (run_live) with a virtual camera whose device node is a regular
+    file: idle after the delay (the camera released, stills published), an app's open wakes it,
+    and the summary tells the idle and active time."""
+    import pyvirtualcam
+
+    from vcam.live import on_demand
+    from vcam.live.session import run_live
+    from vcam.live.settings import LiveSettings
+
+    node = tmp_path / "video10"
+    node.write_bytes(b"")
+
+    class WatchedBackend:  # a pyvirtualcam backend (its documented protocol) whose device is `node`
+        frames: list[np.ndarray] = []
+
+        def __init__(self, *, width, height, fps, fourcc, device, **kw) -> None:
+            self.fourcc = fourcc
+
+        def send(self, frame: np.ndarray) -> None:
+            WatchedBackend.frames.append(frame.copy())
+
+        def device(self) -> str:
+            return str(node)
+
+        def native_fourcc(self) -> int:
+            return self.fourcc
+
+        def close(self) -> None:
+            pass
+
+    pyvirtualcam.register_backend("kdcam-watched", WatchedBackend)
+    monkeypatch.setattr(on_demand, "WATCHABLE_BACKENDS", ("v4l2loopback", "kdcam-watched"))
+    monkeypatch.setattr(on_demand, "IDLE_AFTER_S", 0.5)
+    camera = RecordingCamera()
+    lines: list[str] = []
+    box: dict = {}
+    settings = LiveSettings(device="numbered", fps=30, vcam_backend="kdcam-watched", max_frames=60, panel=False)
+
+    def start():
+        box["summary"] = run_live(settings=settings, engine=InvertEngine(), factory=camera, report_every=None,
+                                  log=lines.append)
+
+    thread = threading.Thread(target=start, daemon=True)
+    try:
+        thread.start()
+        assert wait_for(lambda: len(camera.sources) == 1 and camera.open == 0), "idle: the camera released"
+        stills_before = len(WatchedBackend.frames)
+        assert wait_for(lambda: len(WatchedBackend.frames) >= stills_before + 2), "stills go out while idle"
+        with open(node, "rb"):  # an app opens the virtual camera and watches until the session ends
+            thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        pyvirtualcam.camera.BACKENDS.pop("kdcam-watched", None)
+    summary = box["summary"]
+    assert len(camera.sources) == 2, "the camera was opened again for the app"
+    assert summary["sent"] == 60 and summary["wakes"] == 1 and summary["stills"] >= 2
+    assert summary["idle_s"] > 0 and summary["active_s"] > 0
+    assert any("on demand: the camera runs while an app has" in line for line in lines)

@@ -30,6 +30,8 @@ IDLE_AFTER_S = 3.0
 STILL_FPS = 2.0
 #: how often the watch thread looks at the device's events (and at the delays)
 POLL_S = 0.05
+#: the pyvirtualcam backends whose device is a node kdcam can watch (Linux only)
+WATCHABLE_BACKENDS = ("v4l2loopback",)
 
 
 class Demand:
@@ -148,7 +150,7 @@ def start_on_demand(*, mode: bool | None, device: str | None, backend: str | Non
                 "always on")
         return None, None
     system = system or platform.system()
-    if system != "Linux" or backend != "v4l2loopback":
+    if system != "Linux" or backend not in WATCHABLE_BACKENDS:
         log(f"kdcam: on demand needs a v4l2loopback device on Linux, where kdcam sees apps open it "
             f"(this is {backend or 'no backend'} on {system}): always on")
         return None, None
@@ -159,7 +161,7 @@ def start_on_demand(*, mode: bool | None, device: str | None, backend: str | Non
     except KdcamError as err:
         log(f"kdcam: on demand: {err}; always on")
         return None, None
-    demand = Demand()
+    demand = Demand(wake_after=WAKE_AFTER_S, idle_after=IDLE_AFTER_S)
     watch = DemandWatch(demand=demand, readers=readers, stop=stop, log=log)
     watch.start()
     log(f"kdcam: on demand: the camera runs while an app has {device} open (--always-on to keep it running)")
