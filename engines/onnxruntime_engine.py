@@ -1,4 +1,9 @@
-"""ONNX Runtime on the CPU: the universal default engine."""
+"""ONNX Runtime on the CPU: the universal default engine.
+
+The session runs without ONNX Runtime's memory pattern (one block pre-planned for all the
+intermediate tensors of a frame): at 720p that block is some 20 MiB resident for the whole
+call, and planning each run from the arena costs about a millisecond a frame here (2 cores).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ class OnnxRuntimeEngine(DeltaEngine):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
+        opts.enable_mem_pattern = False  # -20 MiB resident at 720p (see the module's note)
         self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self._binding = self._session.io_binding()
         self._strength = np.ones(1, np.float32)

@@ -110,6 +110,20 @@ def test_openvino_bf16_stays_close_to_the_reference():
     assert diff.max() <= 4 and diff.mean() < 0.5
 
 
+def test_openvino_keeps_compiled_graphs_in_the_cache_and_runs_without_one(tmp_path, monkeypatch):
+    if STATUS["openvino"] is not None:
+        pytest.skip(f"engine openvino unavailable here: {STATUS['openvino']}")
+    frame = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    results = []
+    for cache in (tmp_path / "cache", tmp_path / "cache", tmp_path / "a-file"):
+        monkeypatch.setenv("KDCAM_CACHE_DIR", str(cache))
+        (tmp_path / "a-file").touch()  # a cache "folder" that is a file: nothing kept, still runs
+        with create_engine("openvino", quiet=True, precision="fp32") as engine:
+            results.append(engine.sharpen(frame))
+    assert len(list((tmp_path / "cache" / "openvino").iterdir())) == 1  # compiled once, then imported
+    assert all(np.array_equal(results[0], r) for r in results[1:])
+
+
 def test_unknown_engine_lists_every_engine(random_student_path):
     with pytest.raises(KdcamError) as err:
         create_engine("vulkan", model=random_student_path)
