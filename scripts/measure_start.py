@@ -12,11 +12,9 @@ as a fresh process, ``--runs`` times per engine, after one warm-up run that fill
 choice cache (``--model auto`` measures the installed models once per machine, engine and
 size) and the OS file cache. Per run:
 
-* **first frame**: seconds from just before the process is spawned to the first frame the
-  sender sends (with ``--no-vcam``, the moment it would be sent). kdcam prints no such time,
-  so the child is ``python -c`` + this harness's hook: it wraps
-  ``vcam.live.stats.LiveStats.on_sent`` to note the wall clock of its first call, then runs
-  ``vcam.cli.main`` exactly as the ``kdcam`` script does, and writes that time to a file;
+* **first frame**: seconds from the process's start to the first frame the sender sends
+  (with ``--no-vcam``, the moment it would be sent), as kdcam's own summary line says it
+  (``vcam.live.stats``); the command is this venv's ``kdcam`` script, as a user runs it;
 * **wall**: the whole command, spawn to exit;
 * **max RSS**: the child's maximum resident memory (``os.wait4``'s rusage, that child alone),
   and the peaks of its anonymous (heap, buffers) and file-backed (mapped libraries) parts,
@@ -51,28 +49,8 @@ SAMPLE = ROOT / "samples" / "vtest_clip.avi"
 TARGET_FIRST_S = 2.0
 TARGET_RSS_MIB = 200.0
 
-#: the child: kdcam's own entry point, with the first send's wall clock noted
-HOOK = """
-import sys, time
-from vcam.live import stats
-
-first = []
-on_sent = stats.LiveStats.on_sent
-
-def noted(self, latency_s):
-    if not first:
-        first.append(time.time())
-    return on_sent(self, latency_s)
-
-stats.LiveStats.on_sent = noted
-first_file, sys.argv = sys.argv[1], ["kdcam", *sys.argv[2:]]
-from vcam.cli import main
-try:
-    main()
-finally:
-    if first:
-        open(first_file, "w").write(repr(first[0]))
-"""
+#: the summary line's first-frame time (vcam.live.stats: from the process's start to the first send)
+FIRST_FRAME = re.compile(r"first frame sent ([0-9.]+) s after the command started")
 
 
 def cpu_name() -> str:
@@ -115,12 +93,10 @@ def _peaks(pid: int, done: threading.Event, peaks: dict[str, int]) -> None:
 
 def run_once(args: list[str], env: dict[str, str], folder: Path) -> dict:
     """One fresh `kdcam start`: first-frame and wall seconds, max RSS MiB, exit code."""
-    first_file = folder / "first.txt"
-    first_file.unlink(missing_ok=True)
+    kdcam = Path(sys.executable).with_name("kdcam")  # the command a user runs, from this venv
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
         t0 = time.time()
-        proc = subprocess.Popen([sys.executable, "-c", HOOK, str(first_file), *args], cwd=folder, env=env,
-                                stdout=out, stderr=err)
+        proc = subprocess.Popen([str(kdcam), *args], cwd=folder, env=env, stdout=out, stderr=err)
         done, peaks = threading.Event(), {}
         sampler = threading.Thread(target=_peaks, args=(proc.pid, done, peaks))
         sampler.start()
@@ -129,7 +105,8 @@ def run_once(args: list[str], env: dict[str, str], folder: Path) -> dict:
         done.set()
         sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    first = float(first_file.read_text()) - t0 if first_file.exists() else None
+    found = FIRST_FRAME.search((folder / "stdout.txt").read_text(errors="replace"))
+    first = float(found[1]) if found else None
     stderr = (folder / "stderr.txt").read_text(errors="replace")
     model = re.search(r"model auto -> (\S+):", stderr)
     return {"first_frame_s": first, "wall_s": wall, "max_rss_mib": usage.ru_maxrss / 1024,

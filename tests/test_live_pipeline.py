@@ -239,3 +239,21 @@ def test_a_signal_stops_cleanly_and_finalizes_the_recording(tmp_path, signum):
         frames += 1
     cap.release()
     assert frames == sent > 0, "the recording plays, one frame per send"
+
+
+def test_the_summary_says_how_long_after_the_start_the_first_frame_went_out():
+    import subprocess
+    import sys
+
+    from vcam.live.stats import format_summary, process_age_s
+
+    before = process_age_s()
+    summary = _loop(NumberedSource(shape=SHAPE, fps=60), InvertEngine(), fps=30, max_frames=5)
+    after = process_age_s()
+    assert before <= summary["first_frame_s"] <= after, "measured from this process's start"
+    # a process that has lived about 0.5 s says so (to its 10 ms clock ticks, not psutil's whole seconds)
+    age = subprocess.run([sys.executable, "-c", "import time; t0 = time.monotonic(); from vcam.live.stats import "
+                          "process_age_s; time.sleep(0.5); print(process_age_s(), time.monotonic() - t0)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert float(age[1]) <= float(age[0]) <= float(age[1]) + 30, "at least the time it slept, from its start"
+    assert f"first frame sent {summary['first_frame_s']:.2f} s after the command started" in format_summary(summary)

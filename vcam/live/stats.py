@@ -8,6 +8,7 @@ fixed-size histograms, so recording one costs an index increment, never an alloc
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,17 @@ import psutil
 
 _BIN_S = 0.0005  # 0.5 ms latency bins
 _MAX_S = 5.0  # latencies above this land in the last bin
+
+
+def process_age_s() -> float:
+    """Seconds since this process started: on Linux from its start tick in ``/proc/self/stat``
+    (10 ms steps; psutil's create time counts from a boot time rounded to the second)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time() - psutil.Process().create_time()
 
 
 class LatencyHistogram:
@@ -66,6 +78,7 @@ class LiveStats:
         self.repeated = 0  # sends that repeated the previous frame
         self.reconnects = 0
         self.stills = 0  # still frames sent while no app watched (on demand)
+        self.first_frame_s: float | None = None  # the process's age at the first send (how fast a start is)
         #: the on-demand state (vcam.live.on_demand.Demand), None when always on
         self.demand = None
         self.last_line = ""  # the latest live line, for the preview overlay
@@ -92,6 +105,8 @@ class LiveStats:
     def on_sent(self, latency_s: float | None) -> None:
         """One frame went out: ``latency_s`` from capture to sent, None for a repeat."""
         self.sent += 1
+        if self.first_frame_s is None:
+            self.first_frame_s = process_age_s()
         if latency_s is None:
             self.repeated += 1
         else:
@@ -135,6 +150,7 @@ class LiveStats:
             demand = {"active_s": active, "idle_s": idle, "wakes": self.demand.wakes, "stills": self.stills}
         return {
             **demand,
+            "first_frame_s": self.first_frame_s,  # from the process's start to the first frame sent
             "seconds": wall,
             "captured": self.captured,
             "processed": self.processed,
@@ -160,6 +176,8 @@ def format_summary(summary: dict) -> str:
         f"added latency p50 {s['latency_p50_ms']:.1f} ms p95 {s['latency_p95_ms']:.1f} ms, "
         f"CPU {s['cpu_cores']:.2f} cores, reconnects {s['reconnects']}, engine {s['engine']}"
     )
+    if s.get("first_frame_s") is not None:
+        text += f"; first frame sent {s['first_frame_s']:.2f} s after the command started"
     if "idle_s" in s:
         text += (f"; on demand: active {s['active_s']:.1f} s, idle {s['idle_s']:.1f} s "
                  f"({s['wakes']} wake-ups, {s['stills']} still frames)")
