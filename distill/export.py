@@ -102,7 +102,8 @@ def export_student(
         "macs_per_pixel": student_macs_per_pixel(plain),
         "parameters": sum(p.numel() for p in plain.parameters()),
         "collapsed": True,
-        "exported_from": source.name,
+        # a shipped file exported again (its card scored anew) keeps the name of the file it came from
+        "exported_from": base["exported_from"] if base.get("collapsed") and base.get("exported_from") else source.name,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **(card or {}),
     }

@@ -5,7 +5,8 @@
         --ablation runs/q-alpha0 [--footage runs/q-footage] [--notes runs/notes.md] \
         --eval-data ../shared/data/eval --sources ../shared/data/SOURCES.md [--report docs/distill]
 
-Each ``--member NAME=RUN`` (best first, as ``engines.model.zoo.ORDER`` lists them) is exported
+Each ``--member NAME=RUN`` (best first, as ``engines.model.zoo.ORDER`` lists them; RUN may also be
+a student file, e.g. the one shipped, to score it again when a preset changed) is exported
 (collapsed safetensors, JSON, ONNX) into ``engines/model/zoo/NAME/``. One ``kdcam distill
 evaluate`` run on the evaluation photos scores the classical rows, the teacher, every
 member, the alpha = 0 ablation and (optionally) the footage variant on every report preset,
@@ -41,6 +42,8 @@ MARKERS = ("<!-- distill-report:start -->", "<!-- distill-report:end -->")
 
 def uses_footage(run: Path) -> bool:
     """Whether any training stage of ``run`` mixed in footage labels."""
+    if run.is_file():  # a shipped file: its name says which row it was (student-footage / student-no-footage)
+        return not run.stem.endswith("no-footage")
     settings = json.loads((run / "settings.json").read_text())
     return any(stage.get("footage_labels") for stage in stages(settings))
 
@@ -54,8 +57,17 @@ def replace_between_markers(text: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
+def export_source(source: Path) -> dict:
+    """``export_student``'s source: a run folder, or a student file (one already shipped, whose
+    run is gone: its records are in the report folder already)."""
+    return {"checkpoint": source} if source.is_file() else {"run": source}
+
+
 def copy_run_record(run: Path, report_dir: Path, name: str) -> None:
-    """The run's settings, summary and loss curve (not its weights or full log)."""
+    """The run's settings, summary and loss curve (not its weights or full log); nothing for a
+    shipped file (its records were copied when it shipped)."""
+    if run.is_file():
+        return
     for src, dst in (
         ("settings.json", f"{name}-settings.json"),
         ("summary.json", f"{name}-summary.json"),
@@ -144,13 +156,14 @@ def main() -> None:
     teacher = teacher_facts(args.teacher_run, shipped_teacher, ROOT)
     rows = {}
     for name, run in members.items():  # evaluate the files that ship, not the runs'
-        rows[name] = export_student(output=model_file(name), run=Path(run))["checkpoint"]
+        rows[name] = export_student(output=model_file(name), **export_source(Path(run)))["checkpoint"]
         copy_run_record(Path(run), out, f"student-{name}")
     extra = {"alpha0": args.ablation}
     if args.footage is not None:
         extra["footage" if uses_footage(args.footage) else "no-footage"] = args.footage
     for name, run in extra.items():
-        rows[name] = export_student(output=out / f"student-{name}.safetensors", run=run, onnx=False)["checkpoint"]
+        rows[name] = export_student(output=out / f"student-{name}.safetensors", **export_source(run),
+                                    onnx=False)["checkpoint"]
         copy_run_record(run, out, f"student-{name}")
     config = EvaluateConfig(
         data=args.eval_data,
@@ -176,7 +189,7 @@ def main() -> None:
             "teacher": teacher,
             **({"label_items": args.label_items} if args.label_items else {}),
         }
-        cards[name] = export_student(output=model_file(name), run=Path(run), card=card)["card"]
+        cards[name] = export_student(output=model_file(name), **export_source(Path(run)), card=card)["card"]
         atomic_write_text(
             model_file(name).parent / "MODEL_CARD.md", card_markdown(name, cards[name], metrics, n_images, teacher)
         )
