@@ -74,12 +74,9 @@ class CaptureThread(StageThread):
         demand, profile, cpu = self._demand, self._profile, time.thread_time
         while not self._halt.is_set():
             if demand is not None and not demand.active:
-                source.close()
-                self._source = source = None
-                source = self._sleep()
+                source = self._replace(source, self._sleep)
                 if source is None:
                     return
-                self._source = source
                 staging = self._staging_for(source)
                 continue
             slot = mailbox.writable()
@@ -90,12 +87,9 @@ class CaptureThread(StageThread):
                 if source.finite:
                     self._log(f"kdcam: {source.info.name} ended")
                     return
-                source.close()
-                self._source = source = None
-                source = self._reopen()
+                source = self._replace(source, self._reopen)
                 if source is None:
                     return
-                self._source = source
                 staging = self._staging_for(source)
                 continue
             if frame is not slot.frame:
@@ -109,6 +103,13 @@ class CaptureThread(StageThread):
             slot.seq = seq
             mailbox.publish()
             stats.captured = seq
+
+    def _replace(self, source: FrameSource, opener: Callable[[], FrameSource | None]) -> FrameSource | None:
+        """Close ``source`` and take the one ``opener`` gives (None: the run stops meanwhile)."""
+        source.close()
+        self._source = None
+        self._source = opener()
+        return self._source
 
     def _reopen(self) -> FrameSource | None:
         delay, longest = self._backoff
