@@ -18,11 +18,10 @@ from typing import Annotated, Optional
 import typer
 
 from distill.config import EvaluateConfig, LabelConfig, TeacherConfig, TrainConfig
-from engines.errors import KdcamError
 from engines.foundation.cli import run_cli
 from engines.foundation.cli import typer_app
 from engines.foundation.options import typer_command
-from engines.model.needs_torch import TORCH_EXTRA, missing, named
+from engines.model.needs_torch import require_installed
 
 app = typer_app("distill", "Train and ship the student: fit-teacher, label, train, evaluate, export.")
 
@@ -36,10 +35,7 @@ def needs_train_extra(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def checked(*args, **kwargs):
-        absent = missing(TRAIN_MODULES)
-        if absent:
-            raise KdcamError(f"kdcam distill needs {named(absent)}, which {'is' if len(absent) == 1 else 'are'} "
-                             f"not installed: {TORCH_EXTRA}")
+        require_installed("kdcam distill", TRAIN_MODULES)
         return command(*args, **kwargs)
 
     return checked

@@ -30,13 +30,19 @@ def named(absent: list[str]) -> str:
     return ", ".join("PyTorch" if name == "torch" else name for name in absent)
 
 
-def require_torch(what: str, *, modules: tuple[str, ...] = ("torch",)):
-    """``torch``, imported; a one-line KdcamError "``what`` needs PyTorch, ...: extra" when it,
-    or another of ``modules``, is not installed."""
+def require_installed(what: str, modules: tuple[str, ...]) -> None:
+    """A one-line KdcamError "``what`` needs PyTorch, ...: pip install 'kdcam[train]'" when any of
+    ``modules`` is not installed (nothing is imported)."""
     absent = missing(modules)
     if absent:
         raise KdcamError(f"{what} needs {named(absent)}, which {'is' if len(absent) == 1 else 'are'} not installed: "
                          f"{TORCH_EXTRA}")
+
+
+def require_torch(what: str, *, modules: tuple[str, ...] = ("torch",)):
+    """``torch``, imported; the one-line KdcamError of ``require_installed`` when it, or another
+    of ``modules``, is not installed."""
+    require_installed(what, modules)
     try:
         import torch
     except ImportError as err:
