@@ -73,6 +73,8 @@ def frequency_loss(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 #: the correction strength below which a model is taken to leave a crop alone: about one 8-bit level (RMS)
 LEAVE_ALONE_RMS = 1.0 / 255.0
+#: where the decision term's square root is smoothed: far below one 8-bit level, so no decision changes
+RMS_FLOOR = 1e-4
 
 
 def decision_loss(pred: torch.Tensor, teacher: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
@@ -86,7 +88,10 @@ def decision_loss(pred: torch.Tensor, teacher: torch.Tensor, inp: torch.Tensor) 
     of a sharp crop is a tiny pixel error."""
 
     def strength(image: torch.Tensor) -> torch.Tensor:
-        return torch.log(LEAVE_ALONE_RMS + (image.float() - inp.float()).pow(2).flatten(1).mean(dim=1).sqrt())
+        # the square root is smoothed at zero (RMS floor 1e-4, a fortieth of an 8-bit level): a student starts
+        # as the identity (its last conv is zero), where sqrt's gradient is infinite and the loss became NaN
+        mse = (image.float() - inp.float()).pow(2).flatten(1).mean(dim=1)
+        return torch.log(LEAVE_ALONE_RMS + (mse + RMS_FLOOR**2).sqrt())
 
     return (strength(pred) - strength(teacher).detach()).pow(2).mean()
 

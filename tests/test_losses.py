@@ -106,6 +106,10 @@ def test_decision_loss_makes_the_student_leave_alone_what_the_teacher_leaves_alo
     pred = acts.clone().requires_grad_(True)
     decision_loss(pred, inp, inp).backward()
     assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+    # a student starts as the identity (its last conv is zero): the gradient there is finite, not NaN
+    start = inp.clone().requires_grad_(True)
+    decision_loss(start, acts, inp).backward()
+    assert torch.isfinite(start.grad).all()
 
 
 def test_distill_loss_adds_the_decision_term_and_needs_a_teacher_for_it():
