@@ -1,6 +1,6 @@
 """Choose each student's candidate on validation, never on the evaluation photos.
 
-    python scripts/choose_alpha.py --runs docs/distill/stages --notes runs/notes.md
+    python scripts/choose_alpha.py --runs docs/distill/stages --notes docs/distill/stages/notes.md
 
 For each member (``quality``, ``fast``) the candidates are the first-stage runs
 ``RUNS/<member>-alpha<a>[-variant]`` (``quality-alpha1.0``, ``quality-alpha1.0-decision``, ...;

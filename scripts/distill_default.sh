@@ -15,7 +15,8 @@
 # minutes with 2 threads); a student about 0.2 s a step (6000 steps: about 20 minutes); a second stage
 # about 5 minutes; the evaluation of every row on the 12 photos about 40 minutes (the teacher is most of it).
 #
-#   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | ship | all (default)
+#   bash scripts/distill_default.sh [STEP]   # STEP: teacher | label | students | gates | ship | all (default)
+#   (gates: the flicker check, the choice on validation and the second stages; ship: the evaluation and the report)
 #   ITEMS=2000 STEPS=4000 CAMERA_STEPS=700 bash scripts/distill_default.sh   # a shorter budget
 #
 # Pinned on purpose (not variables): the crop sizes, the soft-reference share, the candidates and their
@@ -51,6 +52,7 @@ settle() {  # RUN: a finished run keeps its models and records; its optimizer st
   rm -f "$1/train_state.safetensors" "$1/train_state.json"
 }
 step=${1:-all}
+mkdir -p "$RUNS"
 
 TEACHER=(--batch-size 8 --crop 96 --ckpt-every 100 --log-every 20 --threads "$THREADS" --no-progress)
 teacher_stage() {  # NAME [fit-teacher options]: one stage of the teacher into $STAGES/NAME, committed
@@ -126,7 +128,7 @@ gate() {  # RUN: the second stage of a run, in the background, into RUN-gate
   pids+=($!)
 }
 
-if [[ $step == ship || $step == all ]]; then
+if [[ $step == gates || $step == all ]]; then
   # no added flicker: a candidate must keep vtest.avi's static-region frame-to-frame change within 10% of the input's
   for run in "$STAGES"/quality-alpha1* "$STAGES"/fast-alpha* "$STAGES"/wide-alpha*; do
     if [[ -f $run/summary.json && ! -f $run/stability.json && $run != *-gate ]]; then
@@ -135,15 +137,22 @@ if [[ $step == ship || $step == all ]]; then
         --json "$run/stability.json"
     fi
   done
-  python scripts/choose_alpha.py --runs "$STAGES" --notes "$RUNS/notes.md" > "$RUNS/chosen.txt"
-  read -r quality fast < "$RUNS/chosen.txt"
+  # the choice and its notes are committed with the stages, so the ship step may run in a later session
+  python scripts/choose_alpha.py --runs "$STAGES" --notes "$STAGES/notes.md" > "$STAGES/chosen.txt"
+  read -r quality fast < "$STAGES/chosen.txt"
   pids=()
   gate "$quality"; gate "$fast"; wait_all
   gate quality-alpha0; wait_all
+fi
+
+if [[ $step == ship || $step == all ]]; then
+  read -r quality fast < "$STAGES/chosen.txt"
+  teachers=()
+  for stage in teacher-tiny teacher-tiny-ft teacher-camera teacher-camera2 teacher-focus teacher-soft; do
+    teachers+=(--teacher-run "$STAGES/$stage")
+  done
   python scripts/ship_default.py --member "quality=$STAGES/$quality-gate" --member "fast=$STAGES/$fast-gate" \
-    --teacher-run "$STAGES/teacher-tiny" --teacher-run "$STAGES/teacher-tiny-ft" --teacher-run "$STAGES/teacher-camera" \
-    --teacher-run "$STAGES/teacher-camera2" \
-    --ablation "$STAGES/quality-alpha0-gate" --notes "$RUNS/notes.md" --label-items "$ITEMS" \
+    "${teachers[@]}" --ablation "$STAGES/quality-alpha0-gate" --notes "$STAGES/notes.md" --label-items "$ITEMS" \
     --eval-data "$EVAL" --sources ../shared/data/SOURCES.md --report docs/distill
   python scripts/temporal_stability.py "$VIDEO" --json docs/temporal-stability.json
 fi
