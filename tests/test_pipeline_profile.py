@@ -39,3 +39,23 @@ def test_a_pipeline_run_reports_every_stage_it_ran(capsys):
     total = sum(row["cores"] for row in stages.values())
     assert total <= summary["cpu_cores"] + 1e-6, "the stages are part of the process's CPU, never more"
     assert "where the CPU goes" in capsys.readouterr().err
+
+
+def test_an_engine_without_its_own_split_counts_as_network():
+    """A GPU engine runs its whole frame graph on the device: the processing thread's CPU in
+    its call is the network row (a CPU engine splits it into convert and network itself)."""
+    import threading
+
+    from live_fixtures import InvertEngine, NumberedSource
+
+    from vcam.live.controls.state import Controls
+    from vcam.live.pipeline import run_loop
+    from vcam.live.stats import LiveStats
+
+    profile, engine = StageProfile(), InvertEngine()
+    source = NumberedSource(shape=(240, 320, 3), fps=0)
+    run_loop(source=source, factory=lambda: source, engine=engine, shape=(240, 320, 3), fps=60,
+             controls=Controls(strength=1.0), stats=LiveStats(), stop=threading.Event(), max_frames=30,
+             report_every=None, profile=profile, log=lambda _line: None)
+    assert not hasattr(engine, "profile"), "no hook is forced onto an engine that has none"
+    assert profile.seconds["network"] > 0 and profile.seconds["convert"] == 0

@@ -77,12 +77,14 @@ class ProcessThread(StageThread):
         inbox, outbox, controls, stats, clock = self._inbox, self._outbox, self._controls, self._stats, self._clock
         keep_before = outbox.writable().before is not None  # only a preview or an open panel needs the input
         wants_before = self._wants_before
-        profiled = None
+        profile, cpu = self._profile, time.thread_time
+        profiled, own_split = None, False
         while not self._halt.is_set():
             engine = self._current_engine()
-            if self._profile is not None and engine is not profiled:
-                profiled = engine
-                engine.profile = self._profile.engine  # the engine's own split: convert, network
+            if profile is not None and engine is not profiled:
+                profiled, own_split = engine, hasattr(engine, "profile")
+                if own_split:  # a CPU engine splits its frame itself: colour conversion, network
+                    engine.profile = profile.engine
             src = inbox.take(timeout=0.1)
             if src is None:
                 if inbox.closed:
@@ -92,7 +94,10 @@ class ProcessThread(StageThread):
             dst = outbox.writable()
             effect, strength, split = controls.effect, controls.strength, controls.split
             if effect:
+                t0 = cpu()
                 engine.sharpen(src.frame, strength=strength, out=dst.frame)
+                if profile is not None and not own_split:  # a GPU engine: the whole call is its network
+                    profile.add("network", cpu() - t0)
             else:
                 np.copyto(dst.frame, src.frame)
             if split != "off":
