@@ -429,3 +429,21 @@ def test_kdcam_start_on_demand_end_to_end(tmp_path, monkeypatch):
     assert summary["sent"] == 60 and summary["wakes"] == 1 and summary["stills"] >= 2
     assert summary["idle_s"] > 0 and summary["active_s"] > 0
     assert any("on demand: the camera runs while an app has" in line for line in lines)
+
+
+def test_no_inotify_instance_left_is_one_line_and_always_on(tmp_path, monkeypatch):
+    import errno
+
+    import inotify_simple
+
+    def refused(*_args, **_kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(inotify_simple, "INotify", refused)
+    node = tmp_path / "video10"
+    node.write_bytes(b"")
+    lines: list[str] = []
+    got = start_on_demand(mode=None, device=str(node), backend="v4l2loopback", stop=threading.Event(),
+                          log=lines.append, system="Linux")
+    assert got == (None, None)
+    assert len(lines) == 1 and "Too many open files" in lines[0] and "always on" in lines[0]

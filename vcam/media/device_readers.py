@@ -69,8 +69,11 @@ class DeviceReaders:
             self._identity = _identity(os.stat(self.path))
         except OSError as err:
             raise KdcamError(f"cannot watch {self.path} for apps that open it: {err.strerror or err}") from None
-        self._inotify = INotify()
         mask = flags.OPEN | flags.CLOSE_WRITE | flags.CLOSE_NOWRITE | flags.ATTRIB | flags.DELETE_SELF | flags.MOVE_SELF
+        try:  # inotify_init fails too, past the user's limit of inotify instances (EMFILE)
+            self._inotify = INotify()
+        except OSError as err:
+            raise KdcamError(f"cannot watch {self.path} for apps that open it: {err.strerror or err}") from None
         try:
             self._inotify.add_watch(self.path, mask)
         except OSError as err:
